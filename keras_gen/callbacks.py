@@ -1,0 +1,220 @@
+"""Callbacks around training: sample grids, atomic checkpoints, resumable backups, NaN stops, loss plots.
+
+The sampling callbacks work with any model of this package that has ``sample_latent(n, seed)``,
+``generate_from_latent(z, labels)``, ``check_labels(labels, n)``, ``num_classes`` and ``sample_shape``.
+"""
+
+import csv
+import json
+import math
+import os
+import sys
+
+import keras
+import numpy as np
+
+from keras_gen.images import atomic_write, save_image_grid, save_loss_plot, save_scatter
+
+__all__ = ["SampleGrid", "ModelCheckpoint", "BackupAndRestore", "StopOnNaN", "LossPlot", "non_finite_logs"]
+
+
+def non_finite_logs(logs):
+    """The names of the logged values that are NaN or infinite."""
+    bad = []
+    for name, value in (logs or {}).items():
+        try:
+            if not math.isfinite(float(value)):
+                bad.append(name)
+        except (TypeError, ValueError):
+            continue
+    return bad
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes ``DIR/epoch_NNN.png`` (and ``DIR/latest.png``) from a fixed batch of latents after each epoch.
+
+    The latents (and labels, for a conditional model: class ``i % K`` in column ``i % K``) are drawn once from
+    ``seed``, so successive grids show the same samples evolving. Image models get an image grid, 2-D point
+    models a scatter plot (with the true mode centres when ``centers`` is given).
+
+    Args:
+        directory: where the PNGs go.
+        n: samples per grid.
+        seed: seed of the fixed latents.
+        every: write every ``every`` epochs (and always after the last one).
+        centers: optional ``(K, 2)`` mode centres drawn on scatter plots.
+    """
+
+    def __init__(self, directory, n=64, seed=0, every=1, centers=None):
+        super().__init__()
+        if int(every) < 1:
+            raise ValueError(f"`every` must be >= 1, got {every!r}.")
+        self.directory = os.fspath(directory)
+        self.n = int(n)
+        self.seed = seed
+        self.every = int(every)
+        self.centers = centers
+        self._z = None
+        self._labels = None
+        self._last_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self._z = self.model.sample_latent(self.n, seed=self.seed)
+        self._labels = self.model.check_labels(None, self.n)
+
+    def write(self, path):
+        """Generates from the fixed latents and writes one PNG to ``path``."""
+        samples = self.model.generate_from_latent(self._z, self._labels)
+        if len(self.model.sample_shape) == 1:
+            if self.model.sample_shape[0] != 2:
+                return None
+            return save_scatter(samples, path, centers=self.centers)
+        nrow = self.model.num_classes if self.model.num_classes else None
+        return save_image_grid(samples, path, nrow=nrow)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = epoch
+        if (epoch + 1) % self.every == 0 and not non_finite_logs(logs):
+            self._write_epoch(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._last_epoch is not None and (self._last_epoch + 1) % self.every:
+            self._write_epoch(self._last_epoch)
+
+    def _write_epoch(self, epoch):
+        path = self.write(os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
+        if path:
+            with open(path, "rb") as src:
+                data = src.read()
+
+            def copy(tmp):
+                with open(tmp, "wb") as dst:
+                    dst.write(data)
+
+            atomic_write(os.path.join(self.directory, "latest.png"), copy)
+
+
+class ModelCheckpoint(keras.callbacks.Callback):
+    """Saves the whole model (``.keras``, both optimizers included) after each epoch whose losses are finite.
+
+    The file is written to a temporary name and renamed, so ``path`` always holds a complete, loadable model:
+    an interrupted save or a NaN epoch leaves the last good checkpoint in place.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        path = os.fspath(path)
+        if not path.endswith(".keras"):
+            raise ValueError(f"The checkpoint path must end in '.keras', got {path!r}.")
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        if non_finite_logs(logs) or getattr(self.model, "_keras_gen_nan_stop", False):
+            return
+        atomic_write(self.path, self.model.save, suffix=".keras")
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's `BackupAndRestore` (weights, both optimizers' state and the epoch) with two changes: each file is
+    written atomically (temporary name, then rename), and an epoch whose logged losses are not finite is not
+    backed up, so resuming never starts from NaN weights. The backup is kept at the end of training (so a
+    finished run can be resumed with more epochs) unless ``delete_checkpoint=True``.
+    """
+
+    def __init__(self, backup_dir, delete_checkpoint=False, **kwargs):
+        super().__init__(backup_dir, delete_checkpoint=delete_checkpoint, **kwargs)
+        self._skip = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._skip = bool(non_finite_logs(logs)) or getattr(self.model, "_keras_gen_nan_stop", False)
+        super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        if self._skip:
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp), suffix=".weights.h5")
+        metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+        def write(tmp):
+            with open(tmp, "w") as f:
+                f.write(metadata)
+
+        atomic_write(self._training_metadata_path, write)
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first batch whose logged losses are NaN or infinite, and says what is kept.
+
+    The checkpoint callbacks of this module then skip the broken epoch, so ``checkpoint`` (if given) still holds
+    the last good model. ``stopped_at`` records ``(epoch, batch, names)`` of the stop.
+    """
+
+    def __init__(self, checkpoint=None, stream=None):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.stream = stream
+        self.stopped_at = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = non_finite_logs(logs)
+        if not bad or self.stopped_at is not None:
+            return
+        self.stopped_at = (self._epoch, batch, bad)
+        self.model.stop_training = True
+        self.model._keras_gen_nan_stop = True
+        values = ", ".join(f"{name}={float(logs[name])}" for name in bad)
+        if self.checkpoint and os.path.exists(self.checkpoint):
+            kept = f"The last good checkpoint is kept: {self.checkpoint}"
+        elif self.checkpoint:
+            kept = "No checkpoint was written before this point."
+        else:
+            kept = "No checkpoint file was configured."
+        message = (
+            f"Training stopped: non-finite loss ({values}) at epoch {self._epoch + 1}, batch {batch + 1}. {kept}. "
+            "Try a lower learning rate, a gradient penalty, or mixed precision off."
+        )
+        print(message, file=self.stream or sys.stderr, flush=True)
+
+    def on_train_begin(self, logs=None):
+        self.stopped_at = None
+        self.model._keras_gen_nan_stop = False
+
+
+class LossPlot(keras.callbacks.Callback):
+    """At the end of training, plots every column of a `keras.callbacks.CSVLogger` file (all epochs, resumed
+    runs included) as a PNG."""
+
+    def __init__(self, csv_path, path, title=None):
+        super().__init__()
+        self.csv_path = os.fspath(csv_path)
+        self.path = os.fspath(path)
+        self.title = title
+
+    def on_train_end(self, logs=None):
+        history = read_history(self.csv_path)
+        if history:
+            save_loss_plot(history, self.path, title=self.title)
+
+
+def read_history(csv_path):
+    """``{column: [float per epoch]}`` from a CSVLogger file (empty if missing); the epoch column is dropped."""
+    if not os.path.exists(csv_path):
+        return {}
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = [c for c in (rows[0].keys() if rows else []) if c != "epoch"]
+    history = {}
+    for column in columns:
+        values = []
+        for row in rows:
+            try:
+                values.append(float(row[column]))
+            except (TypeError, ValueError):
+                values.append(np.nan)
+        history[column] = values
+    return history

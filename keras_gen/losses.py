@@ -1,0 +1,231 @@
+"""Adversarial losses and regularizers, as plain functions in `keras.ops`.
+
+Every adversarial loss comes as a pair, ``<name>_generator_loss(fake_logits)`` and
+``<name>_discriminator_loss(real_logits, fake_logits)``. Both take raw discriminator outputs (logits, no
+sigmoid) of any rank, so patch discriminators work unchanged, and reduce them with a mean over every element.
+
+Conventions, with D(x) = sigmoid(logits) where a probability is meant:
+
+| name             | discriminator minimises                         | generator minimises          |
+|------------------|-------------------------------------------------|------------------------------|
+| `minimax`        | -E log D(x) - E log(1 - D(G(z)))                | E log(1 - D(G(z)))            |
+| `non_saturating` | same as minimax                                 | -E log D(G(z))                |
+| `least_squares`  | 1/2 E (D(x) - 1)^2 + 1/2 E D(G(z))^2 (on logits) | 1/2 E (D(G(z)) - 1)^2         |
+| `hinge`          | E relu(1 - D(x)) + E relu(1 + D(G(z)))          | -E D(G(z))                   |
+| `wasserstein`    | E D(G(z)) - E D(x)                              | -E D(G(z))                   |
+
+The log-sigmoid terms are computed with softplus: log D = -softplus(-l), log(1 - D) = -softplus(l), which is
+exact and never takes the log of 0.
+
+The penalties (`gradient_penalty`, `r1_penalty`) need a gradient of the discriminator with respect to its input,
+which `keras.ops` cannot express; they use `tf.GradientTape` and so run on the TensorFlow backend (the one
+the GAN training step uses).
+"""
+
+import keras
+from keras import ops
+
+__all__ = [
+    "LOSSES",
+    "get_loss_pair",
+    "minimax_generator_loss",
+    "minimax_discriminator_loss",
+    "non_saturating_generator_loss",
+    "non_saturating_discriminator_loss",
+    "least_squares_generator_loss",
+    "least_squares_discriminator_loss",
+    "hinge_generator_loss",
+    "hinge_discriminator_loss",
+    "wasserstein_generator_loss",
+    "wasserstein_discriminator_loss",
+    "interpolate",
+    "gradient_penalty",
+    "r1_penalty",
+]
+
+_PACKAGE = "keras_gen"
+
+
+def _register(fn):
+    return keras.saving.register_keras_serializable(package=_PACKAGE)(fn)
+
+
+@_register
+def minimax_discriminator_loss(real_logits, fake_logits):
+    """Cross-entropy of the original GAN (Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661).
+
+    ``-E[log D(x)] - E[log(1 - D(G(z)))] = E[softplus(-real)] + E[softplus(fake)]``.
+
+    Args:
+        real_logits: discriminator logits on real data, any shape.
+        fake_logits: discriminator logits on generated data, any shape.
+
+    Returns:
+        A scalar tensor.
+    """
+    return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
+
+
+@_register
+def minimax_generator_loss(fake_logits):
+    """The saturating generator loss of the original minimax game: ``E[log(1 - D(G(z)))] = -E[softplus(fake)]``.
+
+    Its gradient vanishes when D confidently rejects the samples (early training); prefer
+    `non_saturating_generator_loss` in practice.
+    """
+    return -ops.mean(ops.softplus(fake_logits))
+
+
+non_saturating_discriminator_loss = minimax_discriminator_loss
+
+
+@_register
+def non_saturating_generator_loss(fake_logits):
+    """The non-saturating generator loss: ``-E[log D(G(z))] = E[softplus(-fake)]``."""
+    return ops.mean(ops.softplus(-fake_logits))
+
+
+@_register
+def least_squares_discriminator_loss(real_logits, fake_logits):
+    """LSGAN (Mao et al. 2017, https://arxiv.org/abs/1611.04076) with the 0-1 coding (a=0, b=1):
+    ``1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]`` on the raw outputs."""
+    return 0.5 * ops.mean(ops.square(real_logits - 1.0)) + 0.5 * ops.mean(ops.square(fake_logits))
+
+
+@_register
+def least_squares_generator_loss(fake_logits):
+    """LSGAN generator loss (c=1): ``1/2 E[(D(G(z)) - 1)^2]``."""
+    return 0.5 * ops.mean(ops.square(fake_logits - 1.0))
+
+
+@_register
+def hinge_discriminator_loss(real_logits, fake_logits):
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): ``E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]``."""
+    return ops.mean(ops.relu(1.0 - real_logits)) + ops.mean(ops.relu(1.0 + fake_logits))
+
+
+@_register
+def hinge_generator_loss(fake_logits):
+    """Hinge generator loss: ``-E[D(G(z))]``."""
+    return -ops.mean(fake_logits)
+
+
+@_register
+def wasserstein_discriminator_loss(real_logits, fake_logits):
+    """WGAN critic loss (Arjovsky et al. 2017, https://arxiv.org/abs/1701.07875): ``E[D(G(z))] - E[D(x)]``.
+
+    Needs a Lipschitz constraint: weight clipping, a `gradient_penalty`, or spectral normalization.
+    """
+    return ops.mean(fake_logits) - ops.mean(real_logits)
+
+
+@_register
+def wasserstein_generator_loss(fake_logits):
+    """WGAN generator loss: ``-E[D(G(z))]``."""
+    return -ops.mean(fake_logits)
+
+
+LOSSES = {
+    "minimax": (minimax_generator_loss, minimax_discriminator_loss),
+    "non_saturating": (non_saturating_generator_loss, non_saturating_discriminator_loss),
+    "least_squares": (least_squares_generator_loss, least_squares_discriminator_loss),
+    "hinge": (hinge_generator_loss, hinge_discriminator_loss),
+    "wasserstein": (wasserstein_generator_loss, wasserstein_discriminator_loss),
+}
+"""Loss pairs by name: ``name -> (generator_loss, discriminator_loss)``."""
+
+
+def get_loss_pair(loss):
+    """Resolves a loss name, or validates a ``(generator_loss, discriminator_loss)`` pair of callables.
+
+    Args:
+        loss: one of the names in `LOSSES` (``-`` and ``_`` are interchangeable), or a pair of callables
+            ``(generator_loss(fake_logits), discriminator_loss(real_logits, fake_logits))``.
+
+    Returns:
+        ``(generator_loss, discriminator_loss)``.
+    """
+    if isinstance(loss, str):
+        key = loss.replace("-", "_").lower()
+        if key not in LOSSES:
+            raise ValueError(f"Unknown GAN loss {loss!r}. Valid names: {', '.join(sorted(LOSSES))}.")
+        return LOSSES[key]
+    if isinstance(loss, (tuple, list)) and len(loss) == 2 and all(callable(f) for f in loss):
+        return tuple(loss)
+    raise TypeError(
+        "`loss` must be a name from keras_gen.losses.LOSSES or a pair of callables "
+        f"(generator_loss, discriminator_loss); got {loss!r}."
+    )
+
+
+def interpolate(real, fake, seed=None):
+    """Random points on the segments between real and generated samples (WGAN-GP, Gulrajani et al. 2017).
+
+    ``x_hat = alpha * real + (1 - alpha) * fake`` with ``alpha ~ Uniform[0, 1]`` drawn once per sample, i.e. of
+    shape ``(B, 1, ..., 1)`` broadcasting over every other axis.
+    """
+    real = ops.convert_to_tensor(real)
+    fake = ops.cast(fake, real.dtype)
+    shape = (ops.shape(real)[0],) + (1,) * (len(real.shape) - 1)
+    alpha = keras.random.uniform(shape, 0.0, 1.0, dtype=real.dtype, seed=seed)
+    return alpha * real + (1.0 - alpha) * fake
+
+
+def _input_gradients(discriminator, inputs, extra_inputs=None, training=True):
+    """Gradient of sum(D(inputs)) w.r.t. inputs, per sample; ``extra_inputs`` (labels) are passed along."""
+    import tensorflow as tf
+
+    inputs = tf.convert_to_tensor(inputs)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        call_inputs = inputs if extra_inputs is None else [inputs, extra_inputs]
+        logits = tf.cast(discriminator(call_inputs, training=training), tf.float32)
+        total = tf.reduce_sum(logits)
+    grads = tape.gradient(total, inputs)
+    return tf.cast(grads, tf.float32)
+
+
+def _squared_norm_per_sample(grads):
+    # (B, ...) -> (B,)
+    axes = list(range(1, len(grads.shape)))
+    return ops.sum(ops.square(grads), axis=axes)
+
+
+def gradient_penalty(discriminator, real, fake, labels=None, seed=None, target=1.0, eps=1e-12, training=True):
+    """Two-sided gradient penalty of WGAN-GP: ``E[(||grad_x D(x_hat)||_2 - target)^2]``.
+
+    ``x_hat`` is drawn by `interpolate` (alpha uniform per sample). The norm is ``sqrt(sum(g^2) + eps)`` so the
+    penalty's own gradient stays finite where g = 0. For a linear critic ``D(x) = <w, x> + b`` the penalty is
+    exactly ``(||w|| - 1)^2``.
+
+    The gradient is taken of the sum of the critic's outputs, so a patch critic's gradient adds over its
+    patches. A discriminator that packs samples (PacGAN) mixes samples, which is fine: the penalty is still on
+    its input gradient.
+
+    Args:
+        discriminator: a callable ``D(x)`` (or ``D([x, labels])`` when ``labels`` is given).
+        real: real samples, ``(B, ...)``.
+        fake: generated samples, same shape.
+        labels: optional conditioning labels passed to D.
+        seed: an int or `keras.random.SeedGenerator` for alpha.
+        target: the norm the penalty pulls towards (1 in WGAN-GP).
+        eps: added under the square root.
+        training: passed to the discriminator.
+
+    Returns:
+        A float32 scalar.
+    """
+    x_hat = interpolate(real, fake, seed=seed)
+    grads = _input_gradients(discriminator, x_hat, labels, training=training)
+    norms = ops.sqrt(_squared_norm_per_sample(grads) + eps)
+    return ops.mean(ops.square(norms - target))
+
+
+def r1_penalty(discriminator, real, labels=None, training=True):
+    """R1 penalty (Mescheder et al. 2018, https://arxiv.org/abs/1801.04406): ``E[||grad_x D(x)||^2]`` on real data.
+
+    The regularizer added to the discriminator loss is ``gamma / 2 * r1_penalty(...)``; `keras_gen.models.GAN`
+    applies the ``gamma / 2`` from its ``r1_weight=gamma``.
+    """
+    grads = _input_gradients(discriminator, real, labels, training=training)
+    return ops.mean(_squared_norm_per_sample(grads))

@@ -1,0 +1,5 @@
+"""Models that own an objective: keras.Model subclasses trained with `fit`."""
+
+from keras_gen.models.gan import GAN
+
+__all__ = ["GAN"]

@@ -1,0 +1,430 @@
+"""`GAN`: a generator and a discriminator trained against each other with `model.fit`."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_gen import losses as losses_lib
+from keras_gen.networks.layers import Pack
+
+__all__ = ["GAN"]
+
+
+def _num_replicas():
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _uses_float16(network):
+    return any(
+        getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.compute_dtype == "float16"
+        for layer in network._flatten_layers(include_self=True)
+    )
+
+
+def _packing_of(discriminator):
+    packs = [layer.packing for layer in discriminator._flatten_layers() if isinstance(layer, Pack)]
+    return max(packs, default=1)
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class GAN(keras.Model):
+    """A generative adversarial network (Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661).
+
+    Each `train_step` does ``d_steps`` discriminator updates, then one generator update:
+
+        for k in 1..d_steps:                      # fresh z each time, the same real batch
+            L_D = d_loss(D(x), D(G(z))) + lambda_gp * GP + gamma / 2 * R1
+            theta_D -= grad L_D                   # then clip theta_D to [-c, c] if clip_value
+        L_G = g_loss(D(G(z)))
+        theta_G -= grad L_G
+
+    The loss is a name from `keras_gen.losses.LOSSES` (``"minimax"``, ``"non_saturating"``, ``"least_squares"``,
+    ``"hinge"``, ``"wasserstein"``) or a pair of callables ``(generator_loss, discriminator_loss)``.
+
+    Data is ``images`` or ``(images, labels)``; with ``num_classes`` set the model is conditional (Mirza &
+    Osindero 2014): the generator takes ``[z, label]``, the discriminator ``[images, label]``, and the labels of
+    the real batch are used for the generated one too. Unconditional models ignore labels in the data.
+
+    Randomness (z, the gradient-penalty interpolation) comes from a `keras.random.SeedGenerator` owned by the
+    model, so a run with a fixed ``seed`` is reproducible.
+
+    Mixed precision: when either network computes in float16, `compile` wraps each optimizer in a
+    `keras.optimizers.LossScaleOptimizer` and the losses are scaled before the gradients are taken. Under
+    `tf.distribute`, losses are divided by the number of replicas before the gradients (which the optimizer
+    sums over replicas), so an update equals the single-device one on the same global batch.
+
+    Args:
+        generator: a Keras model mapping ``z`` (or ``[z, label]``) to samples.
+        discriminator: a Keras model mapping samples (or ``[samples, label]``) to logits of any shape.
+        num_classes: number of classes for a conditional GAN; ``None`` for an unconditional one.
+        loss: a loss name or a ``(generator_loss, discriminator_loss)`` pair.
+        d_steps: discriminator updates per generator update (``n_critic`` in WGAN, ``k`` in Goodfellow et al.).
+        gradient_penalty_weight: lambda of the WGAN-GP gradient penalty (0 disables it).
+        r1_weight: gamma of the R1 penalty on real data (0 disables it); ``gamma / 2 * R1`` is added.
+        clip_value: clip the discriminator's weights to ``[-clip_value, clip_value]`` after each update (the
+            original WGAN); ``None`` disables it.
+        seed: seed of the model's `SeedGenerator`.
+
+    Example:
+        >>> from keras_gen.networks import dcgan_generator, dcgan_discriminator
+        >>> gan = GAN(dcgan_generator(latent_dim=64, width=32), dcgan_discriminator(width=32), seed=0)
+        >>> gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+        ...             g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+        >>> gan.fit(images_dataset, epochs=5)  # doctest: +SKIP
+        >>> images = gan.generate(16, seed=0)  # (16, 28, 28, 1) in [-1, 1]
+    """
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        num_classes=None,
+        loss="non_saturating",
+        d_steps=1,
+        gradient_penalty_weight=0.0,
+        r1_weight=0.0,
+        clip_value=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(generator, keras.Model) or not isinstance(discriminator, keras.Model):
+            raise TypeError(
+                "`generator` and `discriminator` must be keras.Model instances; got "
+                f"{type(generator).__name__} and {type(discriminator).__name__}."
+            )
+        if int(d_steps) < 1:
+            raise ValueError(f"`d_steps` must be an integer >= 1, got {d_steps!r}.")
+        for arg, value in (("gradient_penalty_weight", gradient_penalty_weight), ("r1_weight", r1_weight)):
+            if float(value) < 0:
+                raise ValueError(f"`{arg}` must be >= 0, got {value!r}.")
+        if clip_value is not None and float(clip_value) <= 0:
+            raise ValueError(f"`clip_value` must be > 0 or None, got {clip_value!r}.")
+        expected_inputs = 1 if num_classes is None else 2
+        for role, net in (("generator", generator), ("discriminator", discriminator)):
+            if len(net.inputs) != expected_inputs:
+                raise ValueError(
+                    f"The {role} takes {len(net.inputs)} input(s), but a GAN with num_classes={num_classes!r} "
+                    f"needs {expected_inputs} ({'z' if role == 'generator' else 'samples'}"
+                    f"{'' if num_classes is None else ', label'})."
+                )
+        if tuple(generator.outputs[0].shape[1:]) != tuple(discriminator.inputs[0].shape[1:]):
+            raise ValueError(
+                f"The generator makes samples of shape {tuple(generator.outputs[0].shape[1:])}, but the "
+                f"discriminator takes {tuple(discriminator.inputs[0].shape[1:])}."
+            )
+        self.generator = generator
+        self.discriminator = discriminator
+        self.num_classes = None if num_classes is None else int(num_classes)
+        # `self.loss` belongs to keras.Model.compile; the adversarial loss is `gan_loss`.
+        self.gan_loss = loss
+        self.generator_loss_fn, self.discriminator_loss_fn = losses_lib.get_loss_pair(loss)
+        self.d_steps = int(d_steps)
+        self.gradient_penalty_weight = float(gradient_penalty_weight)
+        self.r1_weight = float(r1_weight)
+        self.clip_value = None if clip_value is None else float(clip_value)
+        self.seed = seed
+        self.latent_dim = int(generator.inputs[0].shape[-1])
+        self.sample_shape = tuple(int(s) for s in generator.outputs[0].shape[1:])
+        self.packing = _packing_of(discriminator)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_optimizer = None
+        self.g_optimizer = None
+
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.gp_tracker = keras.metrics.Mean(name="gp") if self.gradient_penalty_weight else None
+        self.r1_tracker = keras.metrics.Mean(name="r1") if self.r1_weight else None
+        # The networks are functional (built on construction); the GAN itself owns no weights.
+        self.built = True
+
+    # ------------------------------------------------------------------ compile / serialization
+    def compile(self, d_optimizer=None, g_optimizer=None, loss_scale="auto", **kwargs):
+        """Configures training with one optimizer per network.
+
+        Args:
+            d_optimizer: the discriminator's optimizer (name, config or instance). Default:
+                ``Adam(2e-4, beta_1=0.5)`` (DCGAN).
+            g_optimizer: the generator's optimizer. Same default.
+            loss_scale: ``"auto"`` wraps each optimizer in a `LossScaleOptimizer` when a network computes in
+                float16; ``True`` always, ``False`` never.
+            **kwargs: passed to `keras.Model.compile` (``jit_compile``, ``steps_per_execution``,
+                ``run_eagerly``). ``optimizer``, ``loss`` and ``metrics`` are not accepted: the GAN owns them.
+        """
+        for key in ("optimizer", "loss", "metrics"):
+            if key in kwargs:
+                raise TypeError(
+                    f"GAN.compile() takes no `{key}`: pass `d_optimizer=` and `g_optimizer=`; the losses are "
+                    "chosen with GAN(loss=...)."
+                )
+        d_optimizer = self._resolve_optimizer(d_optimizer)
+        g_optimizer = self._resolve_optimizer(g_optimizer)
+        if d_optimizer is g_optimizer:
+            raise ValueError("`d_optimizer` and `g_optimizer` must be two different optimizer instances.")
+        if loss_scale not in ("auto", True, False):
+            raise ValueError(f"`loss_scale` must be 'auto', True or False, got {loss_scale!r}.")
+        scale = loss_scale is True or (
+            loss_scale == "auto" and (_uses_float16(self.generator) or _uses_float16(self.discriminator))
+        )
+        if scale:
+            d_optimizer = self._loss_scaled(d_optimizer)
+            g_optimizer = self._loss_scaled(g_optimizer)
+        super().compile(optimizer=None, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        # Build the optimizers now: resuming, load_weights and tf.distribute need their variables before fit.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @staticmethod
+    def _resolve_optimizer(optimizer):
+        if optimizer is None:
+            return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+        return keras.optimizers.get(optimizer)
+
+    @staticmethod
+    def _loss_scaled(optimizer):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+
+    def get_compile_config(self):
+        if self.d_optimizer is None:
+            return None
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+            loss_scale=False,  # a saved LossScaleOptimizer comes back as one
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        loss = self.gan_loss
+        if not isinstance(loss, str):
+            loss = [keras.saving.serialize_keras_object(fn) for fn in loss]
+        config.update(
+            generator=keras.layers.serialize(self.generator),
+            discriminator=keras.layers.serialize(self.discriminator),
+            num_classes=self.num_classes,
+            loss=loss,
+            d_steps=self.d_steps,
+            gradient_penalty_weight=self.gradient_penalty_weight,
+            r1_weight=self.r1_weight,
+            clip_value=self.clip_value,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.layers.deserialize(config["generator"])
+        config["discriminator"] = keras.layers.deserialize(config["discriminator"])
+        if isinstance(config.get("loss"), list):
+            config["loss"] = tuple(keras.saving.deserialize_keras_object(fn) for fn in config["loss"])
+        return cls(**config)
+
+    # ------------------------------------------------------------------ training
+    @property
+    def metrics(self):
+        return [t for t in (self.d_loss_tracker, self.g_loss_tracker, self.gp_tracker, self.r1_tracker) if t]
+
+    def call(self, inputs, training=False):
+        """Runs the generator: ``z`` (or ``[z, labels]``) -> samples."""
+        return self.generator(inputs, training=training)
+
+    def _unpack(self, data):
+        """``images`` / ``(images,)`` / ``(images, labels)`` / ``(images, labels, weights)`` -> (images, labels)."""
+        labels = None
+        if isinstance(data, (tuple, list)):
+            if not 1 <= len(data) <= 3:
+                raise ValueError(f"Expected `images` or `(images, labels)` from the dataset, got {len(data)} items.")
+            images = data[0]
+            labels = data[1] if len(data) > 1 else None
+        else:
+            images = data
+        images = ops.cast(images, "float32")
+        if tuple(images.shape[1:]) != self.sample_shape:
+            raise ValueError(
+                f"The data has samples of shape {tuple(images.shape[1:])}, but this GAN's generator makes "
+                f"{self.sample_shape}. Resize the data or build the networks for that shape."
+            )
+        batch = images.shape[0]
+        if self.packing > 1 and batch is not None and batch % self.packing:
+            raise ValueError(
+                f"The discriminator packs {self.packing} samples, but the batch size {batch} is not a multiple of "
+                "it. Use a batch size divisible by the packing degree (and drop_remainder=True)."
+            )
+        if self.num_classes is None:
+            return images, None
+        if labels is None:
+            raise ValueError(
+                f"This GAN is conditional (num_classes={self.num_classes}): the data must be (images, labels)."
+            )
+        labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
+        if batch is not None and labels.shape[0] is not None and labels.shape[0] != batch:
+            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch} images: one label per image.")
+        return images, labels
+
+    def _inputs(self, x, labels):
+        return x if labels is None else [x, labels]
+
+    def _apply(self, optimizer, loss, tape, variables):
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+
+    def _discriminator_step(self, real, labels, batch_size):
+        import tensorflow as tf
+
+        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        fake = ops.stop_gradient(self.generator(self._inputs(z, labels), training=True))
+        logs = {}
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(self._inputs(real, labels), training=True)
+            fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
+            d_loss = self.discriminator_loss_fn(ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32"))
+            total = d_loss
+            if self.gradient_penalty_weight:
+                gp = losses_lib.gradient_penalty(self.discriminator, real, fake, labels, seed=self.seed_generator)
+                total = total + self.gradient_penalty_weight * gp
+                logs["gp"] = gp
+            if self.r1_weight:
+                r1 = losses_lib.r1_penalty(self.discriminator, real, labels)
+                total = total + 0.5 * self.r1_weight * r1
+                logs["r1"] = r1
+            scaled = total / _num_replicas()
+            if isinstance(self.d_optimizer, keras.optimizers.LossScaleOptimizer):
+                scaled = self.d_optimizer.scale_loss(scaled)
+        self._apply(self.d_optimizer, scaled, tape, self.discriminator.trainable_variables)
+        if self.clip_value is not None:
+            for variable in self.discriminator.trainable_variables:
+                variable.assign(ops.clip(variable, -self.clip_value, self.clip_value))
+        logs["d_loss"] = d_loss
+        return logs
+
+    def _generator_step(self, labels, batch_size):
+        import tensorflow as tf
+
+        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._inputs(z, labels), training=True)
+            fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
+            g_loss = self.generator_loss_fn(ops.cast(fake_logits, "float32"))
+            scaled = g_loss / _num_replicas()
+            if isinstance(self.g_optimizer, keras.optimizers.LossScaleOptimizer):
+                scaled = self.g_optimizer.scale_loss(scaled)
+        self._apply(self.g_optimizer, scaled, tape, self.generator.trainable_variables)
+        return g_loss
+
+    def _check_compiled(self):
+        if self.d_optimizer is None or self.g_optimizer is None:
+            raise RuntimeError("Call `gan.compile(d_optimizer=..., g_optimizer=...)` before training.")
+
+    def train_step(self, data):
+        self._check_compiled()
+        real, labels = self._unpack(data)
+        batch_size = ops.shape(real)[0]
+        for _ in range(self.d_steps):
+            d_logs = self._discriminator_step(real, labels, batch_size)
+        g_loss = self._generator_step(labels, batch_size)
+        return self._update_trackers(d_logs, g_loss)
+
+    def test_step(self, data):
+        """Both losses on a batch, without updates (penalties are not evaluated)."""
+        real, labels = self._unpack(data)
+        batch_size = ops.shape(real)[0]
+        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        fake = self.generator(self._inputs(z, labels), training=False)
+        real_logits = ops.cast(self.discriminator(self._inputs(real, labels), training=False), "float32")
+        fake_logits = ops.cast(self.discriminator(self._inputs(fake, labels), training=False), "float32")
+        d_loss = self.discriminator_loss_fn(real_logits, fake_logits)
+        g_loss = self.generator_loss_fn(fake_logits)
+        return self._update_trackers({"d_loss": d_loss}, g_loss)
+
+    def _update_trackers(self, d_logs, g_loss):
+        self.d_loss_tracker.update_state(d_logs["d_loss"])
+        self.g_loss_tracker.update_state(g_loss)
+        if self.gp_tracker is not None and "gp" in d_logs:
+            self.gp_tracker.update_state(d_logs["gp"])
+        if self.r1_tracker is not None and "r1" in d_logs:
+            self.r1_tracker.update_state(d_logs["r1"])
+        return {m.name: m.result() for m in self.metrics}
+
+    # ------------------------------------------------------------------ sampling
+    def sample_latent(self, n, seed=None):
+        """``n`` latent vectors ``z ~ N(0, I)``, shape ``(n, latent_dim)``.
+
+        With an integer ``seed`` the draw is deterministic (TensorFlow's stateless normal with seed
+        ``[seed, 0]``, the same one an exported ``sample(n, seed)`` signature uses); with ``None`` it advances the
+        model's own seed generator.
+        """
+        n = _check_count(n)
+        if seed is not None:
+            seed = int(seed)
+        return keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None else seed)
+
+    def check_labels(self, labels, n):
+        """Validates labels for ``n`` samples (default: ``0, 1, ..., K-1, 0, 1, ...``); returns int32 ``(n,)``."""
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError("This GAN is unconditional: `labels` must be None.")
+            return None
+        if labels is None:
+            return (np.arange(n) % self.num_classes).astype("int32")
+        labels = np.asarray(labels)
+        if labels.ndim == 0:
+            labels = np.full((n,), int(labels))
+        labels = labels.reshape(-1)
+        if labels.shape[0] != n:
+            raise ValueError(f"Got {labels.shape[0]} labels for {n} samples: one label per sample.")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise TypeError(f"Labels must be integers, got dtype {labels.dtype}.")
+        bad = labels[(labels < 0) | (labels >= self.num_classes)]
+        if bad.size:
+            raise ValueError(f"Labels must be in [0, {self.num_classes}); got {sorted(set(bad.tolist()))[:5]}.")
+        return labels.astype("int32")
+
+    def generate(self, n, labels=None, seed=None, batch_size=256):
+        """Draws ``n`` samples from the generator.
+
+        Args:
+            n: number of samples.
+            labels: class labels for a conditional GAN: an int (all the same class) or ``n`` ints; default
+                cycles through the classes.
+            seed: an int makes the result deterministic (see `sample_latent`).
+            batch_size: samples per generator call.
+
+        Returns:
+            A NumPy float32 array ``(n, *sample_shape)``; images are in [-1, 1].
+        """
+        labels = self.check_labels(labels, _check_count(n))
+        z = self.sample_latent(n, seed)
+        return self.generate_from_latent(z, labels, batch_size=batch_size)
+
+    def generate_from_latent(self, z, labels=None, batch_size=256):
+        """Runs the generator (inference mode) on given latents ``(n, latent_dim)``; returns NumPy float32."""
+        z = ops.convert_to_tensor(z, "float32")
+        if len(z.shape) != 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"`z` must have shape (n, {self.latent_dim}), got {tuple(z.shape)}.")
+        n = int(z.shape[0])
+        labels = self.check_labels(labels, n)
+        outputs = []
+        for start in range(0, n, batch_size):
+            chunk = z[start : start + batch_size]
+            chunk_labels = None if labels is None else labels[start : start + batch_size]
+            outputs.append(ops.convert_to_numpy(self.generator(self._inputs(chunk, chunk_labels), training=False)))
+        return np.concatenate(outputs, axis=0).astype("float32")
+
+
+def _check_count(n):
+    if isinstance(n, bool) or int(n) != n or int(n) < 1:
+        raise ValueError(f"The number of samples must be a positive integer, got {n!r}.")
+    return int(n)

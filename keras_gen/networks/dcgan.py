@@ -1,0 +1,195 @@
+"""DCGAN generator and discriminator (Radford et al. 2015, https://arxiv.org/abs/1511.06434).
+
+The recipe: no pooling (strided convolutions in D, fractional-strided in G), batch normalization in both
+(not on D's input layer nor G's output), ReLU in G with a tanh output, LeakyReLU(0.2) in D.
+
+Both builders return functional `keras.Model`s, built on construction, with named inputs: the generator takes
+``z`` (and ``label`` when conditional) and returns images in [-1, 1]; the discriminator takes ``images`` (and
+``label``) and returns logits of shape ``(B, 1)`` (``(B / packing, 1)`` when packing).
+
+Square images whose side is 4 or 7 times a power of two are supported (8, 16, 28, 32, 56, 64, ...): the
+networks go through ``side / 2**k`` with ``k`` as large as keeps that size an integer of at least 4.
+"""
+
+import keras
+
+from keras_gen.networks.layers import ConditionalBatchNormalization, Pack, ProjectionHead
+
+__all__ = ["dcgan_generator", "dcgan_discriminator", "resolution_plan"]
+
+GENERATOR_CONDITIONING = ("concat", "cbn")
+DISCRIMINATOR_CONDITIONING = ("projection", "concat")
+NORMALIZATIONS = ("batch", "layer", None)
+
+
+def resolution_plan(side):
+    """``(start, steps)`` with ``side == start * 2**steps``, ``start >= 4`` and ``steps`` as large as possible.
+
+    >>> resolution_plan(28), resolution_plan(32), resolution_plan(8)
+    ((7, 2), (4, 3), (4, 1))
+    """
+    side = int(side)
+    start, steps = side, 0
+    while start % 2 == 0 and start // 2 >= 4:
+        start //= 2
+        steps += 1
+    if steps == 0:
+        raise ValueError(
+            f"Image side {side} is not supported: it must be 4 or more times a power of two with at least one "
+            "halving (e.g. 8, 16, 28, 32, 64)."
+        )
+    return start, steps
+
+
+def _check_image_shape(image_shape):
+    if len(image_shape) != 3 or image_shape[0] != image_shape[1] or min(image_shape) < 1:
+        raise ValueError(f"`image_shape` must be (side, side, channels), got {tuple(image_shape)!r}.")
+    return tuple(int(s) for s in image_shape)
+
+
+def _check_choice(name, value, valid):
+    if value not in valid:
+        raise ValueError(f"Unknown {name} {value!r}. Valid: {', '.join(repr(v) for v in valid)}.")
+
+
+def dcgan_generator(
+    latent_dim=100,
+    image_shape=(28, 28, 1),
+    width=64,
+    num_classes=None,
+    conditioning="concat",
+    embedding_dim=None,
+    name="generator",
+):
+    """The DCGAN generator: ``z -> Dense -> (start, start, C) -> [ConvTranspose s2, BN, ReLU] * k -> tanh``.
+
+    Args:
+        latent_dim: size of ``z``.
+        image_shape: ``(side, side, channels)`` of the output.
+        width: channels of the last hidden layer; earlier layers double it at each lower resolution.
+        num_classes: set for a conditional generator, which takes ``[z, label]``.
+        conditioning: how the label enters: ``"concat"`` (an embedding concatenated to ``z``, Mirza & Osindero
+            2014) or ``"cbn"`` (conditional batch normalization: a scale and offset per class in every BN).
+        embedding_dim: size of the label embedding for ``"concat"`` (default: ``num_classes``).
+        name: model name.
+
+    Returns:
+        A functional `keras.Model` mapping ``z`` (or ``[z, label]``) to images ``(B, side, side, channels)`` in
+        [-1, 1] (the tanh runs in float32 under mixed precision).
+
+    Example:
+        >>> g = dcgan_generator(latent_dim=64, image_shape=(28, 28, 1), width=32)
+        >>> g(keras.random.normal((2, 64))).shape
+        TensorShape([2, 28, 28, 1])
+    """
+    side, _, channels = _check_image_shape(image_shape)
+    start, steps = resolution_plan(side)
+    if num_classes is not None:
+        _check_choice("generator conditioning", conditioning, GENERATOR_CONDITIONING)
+    z = keras.Input((latent_dim,), name="z")
+    inputs = [z]
+    label = None
+    x = z
+    if num_classes is not None:
+        label = keras.Input((), dtype="int32", name="label")
+        inputs.append(label)
+        if conditioning == "concat":
+            embedded = keras.layers.Embedding(num_classes, embedding_dim or num_classes, name="label_embedding")(
+                label
+            )
+            x = keras.layers.Concatenate(name="z_and_label")([z, embedded])
+
+    def normalize(h, layer_name):
+        if label is not None and conditioning == "cbn":
+            return ConditionalBatchNormalization(num_classes, name=layer_name)([h, label])
+        return keras.layers.BatchNormalization(name=layer_name)(h)
+
+    filters = width * 2 ** (steps - 1)
+    x = keras.layers.Dense(start * start * filters, use_bias=False, name="project")(x)
+    x = keras.layers.Reshape((start, start, filters))(x)  # (B, start, start, F)
+    x = normalize(x, "project_bn")
+    x = keras.layers.ReLU()(x)
+    for i in range(steps - 1):
+        filters //= 2
+        x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"up{i}")(x)
+        x = normalize(x, f"up{i}_bn")  # (B, start * 2**(i+1), ..., F)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", name="to_image")(x)
+    images = keras.layers.Activation("tanh", dtype="float32", name="images")(x)  # (B, side, side, C)
+    return keras.Model(inputs if len(inputs) > 1 else z, images, name=name)
+
+
+def _wrap(layer, spectral_norm):
+    return keras.layers.SpectralNormalization(layer, name=f"sn_{layer.name}") if spectral_norm else layer
+
+
+def dcgan_discriminator(
+    image_shape=(28, 28, 1),
+    width=64,
+    num_classes=None,
+    conditioning="projection",
+    spectral_norm=False,
+    normalization="batch",
+    packing=1,
+    dropout=0.0,
+    name="discriminator",
+):
+    """The DCGAN discriminator: ``[Conv s2, (norm), LeakyReLU(0.2)] * k -> Flatten -> Dense(1)`` logits.
+
+    Args:
+        image_shape: ``(side, side, channels)`` of the input images.
+        width: channels of the first convolution; each following one doubles it.
+        num_classes: set for a conditional discriminator, which takes ``[images, label]``.
+        conditioning: ``"projection"`` (Miyato & Koyama 2018: ``psi(phi(x)) + <embed(y), phi(x)>``) or ``"concat"``
+            (the label embedded as one extra image channel).
+        spectral_norm: wrap every convolution and dense layer in `keras.layers.SpectralNormalization`
+            (Miyato et al. 2018). Batch normalization is then usually dropped: pass ``normalization=None``.
+        normalization: ``"batch"``, ``"layer"`` (use with a gradient penalty, which is per-sample) or ``None``.
+            Never applied to the first layer.
+        packing: PacGAN degree ``m``: the discriminator judges ``m`` samples at once and returns ``B / m`` logits.
+        dropout: dropout rate after each LeakyReLU (0 to disable).
+        name: model name.
+
+    Returns:
+        A functional `keras.Model` returning float32 logits of shape ``(B / packing, 1)``.
+    """
+    side, _, channels = _check_image_shape(image_shape)
+    _, steps = resolution_plan(side)
+    _check_choice("normalization", normalization, NORMALIZATIONS)
+    if num_classes is not None:
+        _check_choice("discriminator conditioning", conditioning, DISCRIMINATOR_CONDITIONING)
+        if packing != 1:
+            raise ValueError("Packing (PacGAN) is not supported together with a conditional discriminator.")
+    images = keras.Input((side, side, channels), name="images")
+    inputs = [images]
+    label = None
+    x = images
+    if num_classes is not None:
+        label = keras.Input((), dtype="int32", name="label")
+        inputs.append(label)
+        if conditioning == "concat":
+            plane = keras.layers.Embedding(num_classes, side * side, name="label_plane")(label)
+            plane = keras.layers.Reshape((side, side, 1))(plane)
+            x = keras.layers.Concatenate(name="images_and_label")([x, plane])  # (B, side, side, C + 1)
+    if packing != 1:
+        x = Pack(packing, name="pack")(x)  # (B / m, side, side, m * C)
+
+    filters = width
+    for i in range(steps):
+        conv = keras.layers.Conv2D(filters, 4, strides=2, padding="same", name=f"down{i}")
+        x = _wrap(conv, spectral_norm)(x)  # (B, side / 2**(i+1), ..., filters)
+        if i > 0 and normalization == "batch":
+            x = keras.layers.BatchNormalization(name=f"down{i}_bn")(x)
+        elif i > 0 and normalization == "layer":
+            x = keras.layers.LayerNormalization(axis=[1, 2, 3], name=f"down{i}_ln")(x)
+        x = keras.layers.LeakyReLU(0.2)(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout)(x)
+        filters *= 2
+    features = keras.layers.Flatten(name="features")(x)  # (B, F)
+    logits = _wrap(keras.layers.Dense(1, name="logits_dense"), spectral_norm)(features)
+    if label is not None and conditioning == "projection":
+        projection = ProjectionHead(num_classes, name="projection")([features, label])
+        logits = keras.layers.Add()([logits, projection])
+    logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)  # (B, 1), float32
+    return keras.Model(inputs if len(inputs) > 1 else images, logits, name=name)

@@ -1,0 +1,1 @@
+"""keras_gen.serving: a TF-Serving-protocol (gRPC and REST) server and client, and deployment files."""
