@@ -25,6 +25,8 @@ the GAN training step uses).
 import keras
 from keras import ops
 
+from keras_gen import rng
+
 __all__ = [
     "LOSSES",
     "get_loss_pair",
@@ -158,7 +160,7 @@ def get_loss_pair(loss):
     )
 
 
-def interpolate(real, fake, seed=None):
+def interpolate(real, fake, seed):
     """Random points on the segments between real and generated samples (WGAN-GP, Gulrajani et al. 2017).
 
     ``x_hat = alpha * real + (1 - alpha) * fake`` with ``alpha ~ Uniform[0, 1]`` drawn once per sample, i.e. of
@@ -167,7 +169,7 @@ def interpolate(real, fake, seed=None):
     real = ops.convert_to_tensor(real)
     fake = ops.cast(fake, real.dtype)
     shape = (ops.shape(real)[0],) + (1,) * (len(real.shape) - 1)
-    alpha = keras.random.uniform(shape, 0.0, 1.0, dtype=real.dtype, seed=seed)
+    alpha = rng.uniform(shape, seed, dtype=real.dtype)
     return alpha * real + (1.0 - alpha) * fake
 
 
@@ -191,7 +193,7 @@ def _squared_norm_per_sample(grads):
     return ops.sum(ops.square(grads), axis=axes)
 
 
-def gradient_penalty(discriminator, real, fake, labels=None, seed=None, target=1.0, eps=1e-12, training=True):
+def gradient_penalty(discriminator, real, fake, labels=None, seed=0, target=1.0, eps=1e-12, training=True):
     """Two-sided gradient penalty of WGAN-GP: ``E[(||grad_x D(x_hat)||_2 - target)^2]``.
 
     ``x_hat`` is drawn by `interpolate` (alpha uniform per sample). The norm is ``sqrt(sum(g^2) + eps)`` so the

@@ -1,10 +1,13 @@
 """`GAN`: a generator and a discriminator trained against each other with `model.fit`."""
 
+import copy
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_gen import losses as losses_lib
+from keras_gen import rng
 from keras_gen.networks.layers import Pack
 
 __all__ = ["GAN"]
@@ -225,12 +228,26 @@ class GAN(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)  # deserialization consumes the nested dicts
         config["generator"] = keras.layers.deserialize(config["generator"])
         config["discriminator"] = keras.layers.deserialize(config["discriminator"])
         if isinstance(config.get("loss"), list):
             config["loss"] = tuple(keras.saving.deserialize_keras_object(fn) for fn in config["loss"])
         return cls(**config)
+
+    # The seed generator's state is not a weight, so Keras would not save it: a resumed run would then draw
+    # other latents than the uninterrupted one. Save it beside the (absent) own weights.
+    _SEED_STATE_KEY = "seed_generator_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_STATE_KEY] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self._SEED_STATE_KEY in keys:
+            self.seed_generator.state.assign(store[self._SEED_STATE_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_STATE_KEY})
 
     # ------------------------------------------------------------------ training
     @property
@@ -284,7 +301,7 @@ class GAN(keras.Model):
     def _discriminator_step(self, real, labels, batch_size):
         import tensorflow as tf
 
-        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        z = rng.normal((batch_size, self.latent_dim), self.seed_generator)
         fake = ops.stop_gradient(self.generator(self._inputs(z, labels), training=True))
         logs = {}
         with tf.GradientTape() as tape:
@@ -313,7 +330,7 @@ class GAN(keras.Model):
     def _generator_step(self, labels, batch_size):
         import tensorflow as tf
 
-        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        z = rng.normal((batch_size, self.latent_dim), self.seed_generator)
         with tf.GradientTape() as tape:
             fake = self.generator(self._inputs(z, labels), training=True)
             fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
@@ -337,11 +354,33 @@ class GAN(keras.Model):
         g_loss = self._generator_step(labels, batch_size)
         return self._update_trackers(d_logs, g_loss)
 
+    def training_phases(self):
+        """The update phases of one `train_step`, for inspection and tests.
+
+        Returns:
+            ``[(name, run(data), variables)]``: running ``run`` on a batch performs that phase's update, which
+            must change only ``variables`` among the trainable ones.
+        """
+        self._check_compiled()
+
+        def discriminator_phase(data):
+            real, labels = self._unpack(data)
+            return self._discriminator_step(real, labels, ops.shape(real)[0])
+
+        def generator_phase(data):
+            real, labels = self._unpack(data)
+            return self._generator_step(labels, ops.shape(real)[0])
+
+        return [
+            ("discriminator", discriminator_phase, self.discriminator.trainable_variables),
+            ("generator", generator_phase, self.generator.trainable_variables),
+        ]
+
     def test_step(self, data):
         """Both losses on a batch, without updates (penalties are not evaluated)."""
         real, labels = self._unpack(data)
         batch_size = ops.shape(real)[0]
-        z = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        z = rng.normal((batch_size, self.latent_dim), self.seed_generator)
         fake = self.generator(self._inputs(z, labels), training=False)
         real_logits = ops.cast(self.discriminator(self._inputs(real, labels), training=False), "float32")
         fake_logits = ops.cast(self.discriminator(self._inputs(fake, labels), training=False), "float32")
@@ -363,13 +402,11 @@ class GAN(keras.Model):
         """``n`` latent vectors ``z ~ N(0, I)``, shape ``(n, latent_dim)``.
 
         With an integer ``seed`` the draw is deterministic (TensorFlow's stateless normal with seed
-        ``[seed, 0]``, the same one an exported ``sample(n, seed)`` signature uses); with ``None`` it advances the
-        model's own seed generator.
+        ``[seed, 0]``, see `keras_gen.rng`, the same draw an exported ``sample(n, seed)`` signature makes); with
+        ``None`` it advances the model's own seed generator.
         """
         n = _check_count(n)
-        if seed is not None:
-            seed = int(seed)
-        return keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None else seed)
+        return rng.normal((n, self.latent_dim), self.seed_generator if seed is None else int(seed))
 
     def check_labels(self, labels, n):
         """Validates labels for ``n`` samples (default: ``0, 1, ..., K-1, 0, 1, ...``); returns int32 ``(n,)``."""
@@ -419,7 +456,7 @@ class GAN(keras.Model):
         outputs = []
         for start in range(0, n, batch_size):
             chunk = z[start : start + batch_size]
-            chunk_labels = None if labels is None else labels[start : start + batch_size]
+            chunk_labels = None if labels is None else ops.convert_to_tensor(labels[start : start + batch_size])
             outputs.append(ops.convert_to_numpy(self.generator(self._inputs(chunk, chunk_labels), training=False)))
         return np.concatenate(outputs, axis=0).astype("float32")
 

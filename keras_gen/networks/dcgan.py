@@ -13,7 +13,13 @@ networks go through ``side / 2**k`` with ``k`` as large as keeps that size an in
 
 import keras
 
-from keras_gen.networks.layers import ConditionalBatchNormalization, Pack, ProjectionHead
+from keras_gen.networks.layers import (
+    ConditionalBatchNormalization,
+    Pack,
+    ProjectionHead,
+    SpectralConv2D,
+    SpectralDense,
+)
 
 __all__ = ["dcgan_generator", "dcgan_discriminator", "resolution_plan"]
 
@@ -119,10 +125,6 @@ def dcgan_generator(
     return keras.Model(inputs if len(inputs) > 1 else z, images, name=name)
 
 
-def _wrap(layer, spectral_norm):
-    return keras.layers.SpectralNormalization(layer, name=f"sn_{layer.name}") if spectral_norm else layer
-
-
 def dcgan_discriminator(
     image_shape=(28, 28, 1),
     width=64,
@@ -142,7 +144,7 @@ def dcgan_discriminator(
         num_classes: set for a conditional discriminator, which takes ``[images, label]``.
         conditioning: ``"projection"`` (Miyato & Koyama 2018: ``psi(phi(x)) + <embed(y), phi(x)>``) or ``"concat"``
             (the label embedded as one extra image channel).
-        spectral_norm: wrap every convolution and dense layer in `keras.layers.SpectralNormalization`
+        spectral_norm: spectrally normalize every convolution and dense layer (`SpectralConv2D`, `SpectralDense`)
             (Miyato et al. 2018). Batch normalization is then usually dropped: pass ``normalization=None``.
         normalization: ``"batch"``, ``"layer"`` (use with a gradient penalty, which is per-sample) or ``None``.
             Never applied to the first layer.
@@ -176,8 +178,8 @@ def dcgan_discriminator(
 
     filters = width
     for i in range(steps):
-        conv = keras.layers.Conv2D(filters, 4, strides=2, padding="same", name=f"down{i}")
-        x = _wrap(conv, spectral_norm)(x)  # (B, side / 2**(i+1), ..., filters)
+        conv = SpectralConv2D if spectral_norm else keras.layers.Conv2D
+        x = conv(filters, 4, strides=2, padding="same", name=f"down{i}")(x)  # (B, side / 2**(i+1), ..., filters)
         if i > 0 and normalization == "batch":
             x = keras.layers.BatchNormalization(name=f"down{i}_bn")(x)
         elif i > 0 and normalization == "layer":
@@ -187,7 +189,7 @@ def dcgan_discriminator(
             x = keras.layers.Dropout(dropout)(x)
         filters *= 2
     features = keras.layers.Flatten(name="features")(x)  # (B, F)
-    logits = _wrap(keras.layers.Dense(1, name="logits_dense"), spectral_norm)(features)
+    logits = (SpectralDense if spectral_norm else keras.layers.Dense)(1, name="logits_dense")(features)
     if label is not None and conditioning == "projection":
         projection = ProjectionHead(num_classes, name="projection")([features, label])
         logits = keras.layers.Add()([logits, projection])

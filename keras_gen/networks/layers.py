@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-__all__ = ["ConditionalBatchNormalization", "ProjectionHead", "Pack"]
+__all__ = ["ConditionalBatchNormalization", "ProjectionHead", "Pack", "SpectralDense", "SpectralConv2D"]
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -137,3 +137,106 @@ class Pack(keras.layers.Layer):
         config = super().get_config()
         config.update(packing=self.packing)
         return config
+
+
+def _l2_normalize(x, eps=1e-12):
+    return x / ops.sqrt(ops.sum(ops.square(x)) + eps)
+
+
+class _SpectralNormMixin:
+    """Spectral normalization as a reparameterization (Miyato et al. 2018, https://arxiv.org/abs/1802.05957).
+
+    The layer keeps its raw ``kernel`` as the trainable variable and uses ``kernel / sigma(kernel)`` in the forward
+    pass, with sigma estimated by power iteration on a persistent vector ``u`` (updated in training mode only,
+    not trainable). Gradients flow through the division, as in the paper and PyTorch's ``spectral_norm``.
+
+    (`keras.layers.SpectralNormalization` instead overwrites the trainable kernel with ``kernel / sigma`` on every
+    training call: gradients skip the normalization, and calling the discriminator in the generator's phase
+    changes the discriminator's trainable weights.)
+    """
+
+    def _build_spectral_norm(self):
+        self.u = self.add_weight(
+            name="sn_u",
+            shape=(1, self.kernel.shape[-1]),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+            trainable=False,
+        )
+
+    def normalized_kernel(self, training=None):
+        kernel = ops.cast(self.kernel, "float32")
+        matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))  # (fan_in, units)
+        u = ops.cast(self.u, "float32")  # (1, units)
+        for _ in range(self.power_iterations):
+            v = _l2_normalize(ops.matmul(u, ops.transpose(matrix)))  # (1, fan_in)
+            u = _l2_normalize(ops.matmul(v, matrix))  # (1, units)
+        u = ops.stop_gradient(u)
+        v = ops.stop_gradient(v)
+        sigma = ops.sum(ops.matmul(v, matrix) * u)
+        if training:
+            self.u.assign(ops.cast(u, self.u.dtype))
+        return ops.cast(kernel / sigma, self.compute_dtype)
+
+    # Dense and Conv save a fixed list of variables (kernel, bias) for their quantization modes; these layers are
+    # not quantizable and save every variable they own, ``u`` included.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+    def _spectral_config(self, config):
+        config.update(power_iterations=self.power_iterations)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class SpectralDense(_SpectralNormMixin, keras.layers.Dense):
+    """`keras.layers.Dense` with a spectrally normalized kernel (see `_SpectralNormMixin`)."""
+
+    def __init__(self, units, power_iterations=1, **kwargs):
+        super().__init__(units, **kwargs)
+        if int(power_iterations) < 1:
+            raise ValueError(f"`power_iterations` must be >= 1, got {power_iterations!r}.")
+        self.power_iterations = int(power_iterations)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_spectral_norm()
+
+    def call(self, inputs, training=None):
+        x = ops.matmul(inputs, self.normalized_kernel(training))
+        if self.bias is not None:
+            x = ops.add(x, self.bias)
+        return self.activation(x) if self.activation is not None else x
+
+    def get_config(self):
+        return self._spectral_config(super().get_config())
+
+
+@keras.saving.register_keras_serializable(package="keras_gen")
+class SpectralConv2D(_SpectralNormMixin, keras.layers.Conv2D):
+    """`keras.layers.Conv2D` with a spectrally normalized kernel (see `_SpectralNormMixin`)."""
+
+    def __init__(self, filters, kernel_size, power_iterations=1, **kwargs):
+        super().__init__(filters, kernel_size, **kwargs)
+        if int(power_iterations) < 1:
+            raise ValueError(f"`power_iterations` must be >= 1, got {power_iterations!r}.")
+        self.power_iterations = int(power_iterations)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_spectral_norm()
+
+    def call(self, inputs, training=None):
+        outputs = self.convolution_op(inputs, self.normalized_kernel(training))
+        if self.use_bias:
+            if self.data_format == "channels_last":
+                bias_shape = (1,) * (self.rank + 1) + (self.filters,)
+            else:
+                bias_shape = (1, self.filters) + (1,) * self.rank
+            outputs = ops.add(outputs, ops.reshape(self.bias, bias_shape))
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def get_config(self):
+        return self._spectral_config(super().get_config())

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_gen.networks.layers import Pack
+from keras_gen.networks.layers import Pack, SpectralDense
 
 __all__ = ["mlp_generator", "mlp_discriminator"]
 
@@ -65,7 +65,7 @@ def mlp_discriminator(
     Args:
         input_dim: size of a sample.
         hidden: units of each hidden layer.
-        spectral_norm: wrap each Dense in `keras.layers.SpectralNormalization`.
+        spectral_norm: spectrally normalize each Dense (`SpectralDense`).
         packing: PacGAN degree ``m`` (the discriminator returns ``B / m`` logits for ``B`` samples).
         num_classes: set for a conditional discriminator taking ``[x, label]`` (one-hot label concatenated).
         name: model name.
@@ -88,8 +88,7 @@ def mlp_discriminator(
         x = Pack(packing, name="pack")(x)  # (B / m, m * input_dim)
 
     def dense(units, layer_name):
-        layer = keras.layers.Dense(units, name=layer_name)
-        return keras.layers.SpectralNormalization(layer, name=f"sn_{layer_name}") if spectral_norm else layer
+        return (SpectralDense if spectral_norm else keras.layers.Dense)(units, name=layer_name)
 
     for i, units in enumerate(hidden):
         x = keras.layers.LeakyReLU(0.2)(dense(units, f"dense{i}")(x))

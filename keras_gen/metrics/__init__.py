@@ -1,0 +1,41 @@
+"""Evaluation metrics for generative models, as stages: features -> statistics -> distance (torch-fidelity style).
+
+    extractor(images) -> features          identity_extractor, InceptionFeatureExtractor
+    features -> statistics -> distance     feature_statistics + frechet_distance (FID), kernel_inception_distance,
+                                           precision_recall
+    class probabilities -> score           inception_score
+    samples -> mode statistics             mode_coverage (Gaussian mixtures), stacked_mnist_modes
+
+Everything here is NumPy / SciPy; TensorFlow and Keras are imported only when an `InceptionFeatureExtractor` is
+built, so `import keras_gen.metrics` stays cheap.
+
+Example:
+
+>>> from keras_gen import metrics
+>>> extractor = metrics.InceptionFeatureExtractor(weights="inception_v3_notop.weights.h5")
+>>> fid = metrics.fid_from_features(extractor(real_images), extractor(fake_images))
+"""
+
+from keras_gen.metrics.coverage import mode_coverage, stacked_mnist_modes
+from keras_gen.metrics.extractors import INCEPTION_V3_NOTOP_WEIGHTS, InceptionFeatureExtractor, identity_extractor
+from keras_gen.metrics.fid import feature_statistics, fid_from_features, frechet_distance
+from keras_gen.metrics.inception_score import inception_score
+from keras_gen.metrics.kid import kernel_inception_distance, polynomial_kernel, unbiased_mmd2
+from keras_gen.metrics.precision_recall import knn_radii, precision_recall
+
+__all__ = [
+    "identity_extractor",
+    "InceptionFeatureExtractor",
+    "INCEPTION_V3_NOTOP_WEIGHTS",
+    "feature_statistics",
+    "frechet_distance",
+    "fid_from_features",
+    "kernel_inception_distance",
+    "polynomial_kernel",
+    "unbiased_mmd2",
+    "inception_score",
+    "precision_recall",
+    "knn_radii",
+    "mode_coverage",
+    "stacked_mnist_modes",
+]

@@ -1,0 +1,53 @@
+"""Random draws that give the same numbers with and without XLA, in Keras and in exported SavedModels.
+
+TensorFlow's stateless Philox generator produces the same raw bits under XLA and in its own kernels, but the
+two turn those bits into floats differently (a ``stateless_normal`` with one seed differs by up to ~3 between
+``jit_compile=True`` and ``False``). Here the floats are made from the raw bits by hand, so a GAN's latents,
+and hence its losses, do not depend on whether the step is compiled, and an exported ``sample(n, seed)``
+signature reproduces `GAN.generate(n, seed=seed)` exactly.
+"""
+
+import math
+
+import keras
+
+__all__ = ["uniform", "normal", "seed_tensor"]
+
+_TWO_POW_MINUS_24 = 1.0 / (1 << 24)
+
+
+def seed_tensor(seed):
+    """An int, a shape-``[2]`` tensor or a `keras.random.SeedGenerator` (advanced by one) -> int64 ``[2]``."""
+    import tensorflow as tf
+
+    if isinstance(seed, keras.random.SeedGenerator):
+        seed = seed.next()
+    elif isinstance(seed, int):
+        seed = [seed, 0]
+    return tf.cast(tf.reshape(seed, (2,)), tf.int64)
+
+
+def uniform(shape, seed, dtype="float32"):
+    """Uniform floats in the open interval (0, 1): 24 random bits per value, offset by half a step.
+
+    Args:
+        shape: output shape (ints or scalar tensors).
+        seed: an int, an int ``[2]`` tensor, or a `keras.random.SeedGenerator`.
+        dtype: output dtype.
+    """
+    import tensorflow as tf
+
+    bits = tf.random.stateless_uniform(
+        shape, seed=seed_tensor(seed), minval=None, maxval=None, dtype=tf.uint32, alg="philox"
+    )
+    values = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * _TWO_POW_MINUS_24
+    return tf.cast(values, dtype)
+
+
+def normal(shape, seed, dtype="float32"):
+    """Standard normal floats by the Box-Muller transform of two `uniform` draws."""
+    import tensorflow as tf
+
+    pair = uniform(tf.concat([[2], tf.cast(shape, tf.int32)], axis=0), seed)  # (2, *shape)
+    radius = tf.sqrt(-2.0 * tf.math.log(pair[0]))
+    return tf.cast(radius * tf.cos((2.0 * math.pi) * pair[1]), dtype)

@@ -1,0 +1,88 @@
+"""Every preset's model through the shared harness (tests/test_case.py), at tiny sizes.
+
+The presets keep their losses, regularizers, conditioning, packing and optimizers; only the sizes shrink
+(8x8 digits instead of 28x28 MNIST, widths of 8, batch 8) so the whole suite stays fast.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gen import data, presets
+from tests import test_case
+
+GAN_PRESETS = sorted(name for name, p in presets.PRESETS.items() if p["family"] == "gan")
+BATCH = 8
+
+
+def tiny_config(name, **overrides):
+    preset = presets.PRESETS[name]
+    networks = {role: dict(kwargs) for role, kwargs in preset["networks"].items()}
+    if preset["network"] == "dcgan":
+        networks["generator"].update(latent_dim=8, width=8)
+        networks["discriminator"].update(width=8)
+        dataset = "digits"
+    else:
+        networks["generator"].update(hidden=[16, 16])
+        networks["discriminator"].update(hidden=[16, 16])
+        dataset = preset["dataset"]
+    return presets.get_config(name, dataset=dataset, networks=networks, batch_size=BATCH, **overrides)
+
+
+@functools.lru_cache(maxsize=None)
+def _arrays(dataset):
+    x, y = data.load_arrays(dataset, split="train")
+    return np.array(x[: 4 * BATCH]), np.array(y[: 4 * BATCH])
+
+
+def batch_for(config):
+    x, y = _arrays(config.dataset)
+    return (tf.constant(x[:BATCH]), tf.constant(y[:BATCH]))
+
+
+def dataset_for(config, batches=2):
+    x, y = _arrays(config.dataset)
+    n = batches * BATCH
+    return tf.data.Dataset.from_tensor_slices((x[:n], y[:n])).batch(BATCH, drop_remainder=True)
+
+
+def builder(name):
+    def build(jit_compile=False):
+        config = tiny_config(name, jit_compile=jit_compile)
+        return presets.build_model(config)
+
+    return build
+
+
+@pytest.mark.parametrize("name", GAN_PRESETS)
+def test_serialization(name):
+    test_case.run_serialization_test(builder(name)())
+
+
+@pytest.mark.parametrize("name", GAN_PRESETS)
+def test_saving(name, tmp_path):
+    model = builder(name)()
+    test_case.run_saving_test(model, batch_for(tiny_config(name)), tmp_path)
+
+
+@pytest.mark.parametrize("name", GAN_PRESETS)
+def test_phases(name):
+    model = builder(name)()
+    test_case.run_phase_test(model, batch_for(tiny_config(name)))
+
+
+@pytest.mark.parametrize("name", GAN_PRESETS)
+def test_jit_matches_eager_graph(name):
+    test_case.run_jit_test(builder(name), batch_for(tiny_config(name)))
+
+
+@pytest.mark.parametrize("name", GAN_PRESETS)
+def test_mixed_precision(name):
+    test_case.run_mixed_precision_test(builder(name), batch_for(tiny_config(name)))
+
+
+@pytest.mark.parametrize("name", GAN_PRESETS)
+def test_resume(name, tmp_path):
+    test_case.run_resume_test(builder(name), dataset_for(tiny_config(name)), tmp_path)
