@@ -3,11 +3,11 @@
 import copy
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_gen import losses as losses_lib
 from keras_gen import rng
+from keras_gen.models.base import GenerativeModel
 from keras_gen.networks.layers import Pack
 
 __all__ = ["GAN"]
@@ -32,7 +32,7 @@ def _packing_of(discriminator):
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
-class GAN(keras.Model):
+class GAN(GenerativeModel):
     """A generative adversarial network (Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661).
 
     Each `train_step` does ``d_steps`` discriminator updates, then one generator update:
@@ -92,7 +92,7 @@ class GAN(keras.Model):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not isinstance(generator, keras.Model) or not isinstance(discriminator, keras.Model):
             raise TypeError(
                 "`generator` and `discriminator` must be keras.Model instances; got "
@@ -128,11 +128,9 @@ class GAN(keras.Model):
         self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.r1_weight = float(r1_weight)
         self.clip_value = None if clip_value is None else float(clip_value)
-        self.seed = seed
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.sample_shape = tuple(int(s) for s in generator.outputs[0].shape[1:])
         self.packing = _packing_of(discriminator)
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_optimizer = None
         self.g_optimizer = None
 
@@ -234,20 +232,6 @@ class GAN(keras.Model):
         if isinstance(config.get("loss"), list):
             config["loss"] = tuple(keras.saving.deserialize_keras_object(fn) for fn in config["loss"])
         return cls(**config)
-
-    # The seed generator's state is not a weight, so Keras would not save it: a resumed run would then draw
-    # other latents than the uninterrupted one. Save it beside the (absent) own weights.
-    _SEED_STATE_KEY = "seed_generator_state"
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[self._SEED_STATE_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if self._SEED_STATE_KEY in keys:
-            self.seed_generator.state.assign(store[self._SEED_STATE_KEY])
-        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_STATE_KEY})
 
     # ------------------------------------------------------------------ training
     @property
@@ -398,70 +382,6 @@ class GAN(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     # ------------------------------------------------------------------ sampling
-    def sample_latent(self, n, seed=None):
-        """``n`` latent vectors ``z ~ N(0, I)``, shape ``(n, latent_dim)``.
-
-        With an integer ``seed`` the draw is deterministic (TensorFlow's stateless normal with seed
-        ``[seed, 0]``, see `keras_gen.rng`, the same draw an exported ``sample(n, seed)`` signature makes); with
-        ``None`` it advances the model's own seed generator.
-        """
-        n = _check_count(n)
-        return rng.normal((n, self.latent_dim), self.seed_generator if seed is None else int(seed))
-
-    def check_labels(self, labels, n):
-        """Validates labels for ``n`` samples (default: ``0, 1, ..., K-1, 0, 1, ...``); returns int32 ``(n,)``."""
-        if self.num_classes is None:
-            if labels is not None:
-                raise ValueError("This GAN is unconditional: `labels` must be None.")
-            return None
-        if labels is None:
-            return (np.arange(n) % self.num_classes).astype("int32")
-        labels = np.asarray(labels)
-        if labels.ndim == 0:
-            labels = np.full((n,), int(labels))
-        labels = labels.reshape(-1)
-        if labels.shape[0] != n:
-            raise ValueError(f"Got {labels.shape[0]} labels for {n} samples: one label per sample.")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise TypeError(f"Labels must be integers, got dtype {labels.dtype}.")
-        bad = labels[(labels < 0) | (labels >= self.num_classes)]
-        if bad.size:
-            raise ValueError(f"Labels must be in [0, {self.num_classes}); got {sorted(set(bad.tolist()))[:5]}.")
-        return labels.astype("int32")
-
-    def generate(self, n, labels=None, seed=None, batch_size=256):
-        """Draws ``n`` samples from the generator.
-
-        Args:
-            n: number of samples.
-            labels: class labels for a conditional GAN: an int (all the same class) or ``n`` ints; default
-                cycles through the classes.
-            seed: an int makes the result deterministic (see `sample_latent`).
-            batch_size: samples per generator call.
-
-        Returns:
-            A NumPy float32 array ``(n, *sample_shape)``; images are in [-1, 1].
-        """
-        labels = self.check_labels(labels, _check_count(n))
-        z = self.sample_latent(n, seed)
-        return self.generate_from_latent(z, labels, batch_size=batch_size)
-
-    def generate_from_latent(self, z, labels=None, batch_size=256):
-        """Runs the generator (inference mode) on given latents ``(n, latent_dim)``; returns NumPy float32."""
-        z = ops.convert_to_tensor(z, "float32")
-        if len(z.shape) != 2 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"`z` must have shape (n, {self.latent_dim}), got {tuple(z.shape)}.")
-        n = int(z.shape[0])
-        labels = self.check_labels(labels, n)
-        outputs = []
-        for start in range(0, n, batch_size):
-            chunk = z[start : start + batch_size]
-            chunk_labels = None if labels is None else ops.convert_to_tensor(labels[start : start + batch_size])
-            outputs.append(ops.convert_to_numpy(self.generator(self._inputs(chunk, chunk_labels), training=False)))
-        return np.concatenate(outputs, axis=0).astype("float32")
-
-
-def _check_count(n):
-    if isinstance(n, bool) or int(n) != n or int(n) < 1:
-        raise ValueError(f"The number of samples must be a positive integer, got {n!r}.")
-    return int(n)
+    def decode_latent(self, z, labels=None):
+        """The generator in inference mode on ``z`` (and labels)."""
+        return self.generator(self._inputs(z, labels), training=False)

@@ -1,0 +1,124 @@
+"""`GenerativeModel`: what every model of the package shares (seeded sampling, labels, saving the seed state)."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_gen import rng
+
+__all__ = ["GenerativeModel", "check_count"]
+
+
+def check_count(n):
+    """A positive integer number of samples, or a ValueError naming the bad value."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or int(n) < 1:
+        raise ValueError(f"The number of samples must be a positive integer, got {n!r}.")
+    return int(n)
+
+
+class GenerativeModel(keras.Model):
+    """Base class of the package's models: a latent space, optional classes, reproducible sampling.
+
+    Subclasses set ``latent_dim`` (an int, or a shape tuple for spatial latents), ``sample_shape``,
+    ``num_classes`` (or None) and implement ``decode_latent(z, labels)`` (inference-mode generation from
+    latents, returning a tensor). They get:
+
+    - ``seed_generator``: a `keras.random.SeedGenerator` whose state is saved with the model (Keras does not save
+      it by itself), so a resumed run draws the same latents as an uninterrupted one;
+    - `sample_latent`, `check_labels`, `generate`, `generate_from_latent`: the sampling interface the callbacks,
+      CLI and exporters use.
+
+    Latents are standard normal by default; override `sample_latent` for another prior.
+    """
+
+    _SEED_STATE_KEY = "seed_generator_state"
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    # --------------------------------------------------------------- saving the seed state
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_STATE_KEY] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self._SEED_STATE_KEY in keys:
+            self.seed_generator.state.assign(store[self._SEED_STATE_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_STATE_KEY})
+
+    # --------------------------------------------------------------- sampling
+    @property
+    def latent_shape(self):
+        """The shape of one latent: ``(latent_dim,)`` or a spatial shape."""
+        dim = self.latent_dim
+        return tuple(dim) if isinstance(dim, (tuple, list)) else (int(dim),)
+
+    def sample_latent(self, n, seed=None):
+        """``n`` latents from the prior, shape ``(n, *latent_shape)``.
+
+        With an integer ``seed`` the draw is deterministic (`keras_gen.rng.normal` with seed ``[seed, 0]``, the
+        same draw an exported ``sample(n, seed)`` signature makes, with or without XLA); with ``None`` it
+        advances the model's own seed generator.
+        """
+        n = check_count(n)
+        return rng.normal((n,) + self.latent_shape, self.seed_generator if seed is None else int(seed))
+
+    def check_labels(self, labels, n):
+        """Validates labels for ``n`` samples (default: ``0, 1, ..., K-1, 0, 1, ...``); returns int32 ``(n,)``
+        NumPy, or None for an unconditional model."""
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(f"{type(self).__name__} is unconditional: `labels` must be None.")
+            return None
+        if labels is None:
+            return (np.arange(n) % self.num_classes).astype("int32")
+        labels = np.asarray(labels)
+        if labels.ndim == 0:
+            labels = np.full((n,), labels)
+        labels = labels.reshape(-1)
+        if labels.shape[0] != n:
+            raise ValueError(f"Got {labels.shape[0]} labels for {n} samples: one label per sample.")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise TypeError(f"Labels must be integers, got dtype {labels.dtype}.")
+        bad = labels[(labels < 0) | (labels >= self.num_classes)]
+        if bad.size:
+            raise ValueError(f"Labels must be in [0, {self.num_classes}); got {sorted(set(bad.tolist()))[:5]}.")
+        return labels.astype("int32")
+
+    def decode_latent(self, z, labels=None):
+        """Inference-mode samples from latents (a tensor). Subclasses implement it."""
+        raise NotImplementedError
+
+    def generate(self, n, labels=None, seed=None, batch_size=256):
+        """Draws ``n`` samples.
+
+        Args:
+            n: number of samples.
+            labels: class labels for a conditional model: an int (all the same class) or ``n`` ints; default
+                cycles through the classes.
+            seed: an int makes the result deterministic (see `sample_latent`).
+            batch_size: samples per network call.
+
+        Returns:
+            A NumPy float32 array ``(n, *sample_shape)``; images are in [-1, 1].
+        """
+        labels = self.check_labels(labels, check_count(n))
+        z = self.sample_latent(n, seed)
+        return self.generate_from_latent(z, labels, batch_size=batch_size)
+
+    def generate_from_latent(self, z, labels=None, batch_size=256):
+        """Runs `decode_latent` in batches on given latents ``(n, *latent_shape)``; returns NumPy float32."""
+        z = ops.convert_to_tensor(z)
+        if tuple(z.shape[1:]) != self.latent_shape:
+            raise ValueError(f"`z` must have shape (n, {', '.join(map(str, self.latent_shape))}), got {tuple(z.shape)}.")
+        n = int(z.shape[0])
+        labels = self.check_labels(labels, n)
+        outputs = []
+        for start in range(0, n, batch_size):
+            chunk = z[start : start + batch_size]
+            chunk_labels = None if labels is None else ops.convert_to_tensor(labels[start : start + batch_size])
+            outputs.append(ops.convert_to_numpy(self.decode_latent(chunk, chunk_labels)))
+        return np.concatenate(outputs, axis=0).astype("float32")
