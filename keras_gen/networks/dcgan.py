@@ -7,8 +7,8 @@ Both builders return functional `keras.Model`s, built on construction, with name
 ``z`` (and ``label`` when conditional) and returns images in [-1, 1]; the discriminator takes ``images`` (and
 ``label``) and returns logits of shape ``(B, 1)`` (``(B / packing, 1)`` when packing).
 
-Square images whose side is 4 or 7 times a power of two are supported (8, 16, 28, 32, 56, 64, ...): the
-networks go through ``side / 2**k`` with ``k`` as large as keeps that size an integer of at least 4.
+Square images whose side halves at least once to an integer of at least 4 are supported (8, 16, 28, 30, 32,
+64, ...): the networks go through ``side / 2**k`` with ``k`` as large as keeps that size an integer >= 4.
 """
 
 import keras
@@ -41,8 +41,8 @@ def resolution_plan(side):
         steps += 1
     if steps == 0:
         raise ValueError(
-            f"Image side {side} is not supported: it must be 4 or more times a power of two with at least one "
-            "halving (e.g. 8, 16, 28, 32, 64)."
+            f"Image side {side} is not supported: it must halve at least once to an integer of at least 4 "
+            "(e.g. 8, 16, 28, 32, 64)."
         )
     return start, steps
 

@@ -1,0 +1,120 @@
+"""Callbacks and image writing: NaN stops keep the last good checkpoint, grids, atomic writes."""
+
+import io
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from keras_gen import callbacks as cbs
+from keras_gen import networks as nets
+from keras_gen.images import atomic_write, image_grid, save_image_grid, to_uint8
+from keras_gen.models import GAN
+
+
+def small_gan(num_classes=None):
+    g = nets.dcgan_generator(latent_dim=8, image_shape=(8, 8, 1), width=4, num_classes=num_classes)
+    d = nets.dcgan_discriminator(image_shape=(8, 8, 1), width=4, num_classes=num_classes)
+    gan = GAN(g, d, num_classes=num_classes, seed=0)
+    gan.compile()
+    return gan
+
+
+IMAGES = np.random.default_rng(0).uniform(-1, 1, size=(16, 8, 8, 1)).astype("float32")
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Sets the discriminator's weights to NaN when an epoch begins (a divergence the logs will show)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            for v in self.model.discriminator.trainable_variables:
+                v.assign(tf.fill(v.shape, np.float32(np.nan)))
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    gan = small_gan()
+    checkpoint = str(tmp_path / "last.keras")
+    stream = io.StringIO()
+    stop = cbs.StopOnNaN(checkpoint=checkpoint, stream=stream)
+    backup = cbs.BackupAndRestore(str(tmp_path / "backup"))
+    gan.fit(IMAGES, batch_size=8, epochs=4, verbose=0,
+            callbacks=[stop, backup, cbs.ModelCheckpoint(checkpoint), PoisonAt(1)])
+    assert stop.stopped_at[:2] == (1, 0) and "d_loss" in stop.stopped_at[2]
+    message = stream.getvalue()
+    assert "non-finite loss" in message and "epoch 2, batch 1" in message and checkpoint in message
+    # The checkpoint and the backup are from epoch 1, with finite weights.
+    restored = keras.models.load_model(checkpoint)
+    assert all(np.all(np.isfinite(v.numpy())) for v in restored.discriminator.weights)
+    with open(tmp_path / "backup" / "training_metadata.json") as f:
+        assert json.load(f)["epoch"] == 1
+
+
+def test_sample_grid_writes_every_epoch_from_fixed_latents(tmp_path):
+    gan = small_gan(num_classes=3)
+    grid = cbs.SampleGrid(str(tmp_path), n=9, seed=1)
+    gan.fit(IMAGES, np.arange(16) % 3, batch_size=8, epochs=2, verbose=0, callbacks=[grid])
+    assert sorted(os.listdir(tmp_path)) == ["epoch_001.png", "epoch_002.png", "latest.png"]
+    assert (tmp_path / "latest.png").read_bytes() == (tmp_path / "epoch_002.png").read_bytes()
+    # Writing again from the same fixed latents reproduces the last grid exactly.
+    grid.write(str(tmp_path / "again.png"))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "again.png")),
+                                  np.asarray(Image.open(tmp_path / "epoch_002.png")))
+
+
+def test_sample_grid_every_n_epochs_still_writes_the_last(tmp_path):
+    gan = small_gan()
+    gan.fit(IMAGES, batch_size=8, epochs=3, verbose=0, callbacks=[cbs.SampleGrid(str(tmp_path), n=4, every=2)])
+    assert sorted(os.listdir(tmp_path)) == ["epoch_002.png", "epoch_003.png", "latest.png"]
+
+
+def test_model_checkpoint_requires_keras_suffix():
+    with pytest.raises(ValueError, match="must end in '.keras'"):
+        cbs.ModelCheckpoint("model.h5")
+
+
+def test_to_uint8_and_grid_layout():
+    np.testing.assert_array_equal(to_uint8(np.array([-1.0, 0.0, 1.0, 2.0])), [0, 128, 255, 255])
+    images = np.stack([np.full((2, 3, 1), v, "float32") for v in (-1.0, 1.0, -1.0)])
+    grid = image_grid(images, nrow=2, padding=1)
+    # 2 rows x 2 columns of 2x3 images with 1 pixel of padding: (2*3+1, 2*4+1).
+    assert grid.shape == (7, 9, 1)
+    np.testing.assert_array_equal(grid[1:3, 1:4, 0], 0)
+    np.testing.assert_array_equal(grid[1:3, 5:8, 0], 255)
+    np.testing.assert_array_equal(grid[4:6, 1:4, 0], 0)
+    np.testing.assert_array_equal(grid[4:6, 5:8, 0], 255)  # the empty slot keeps the padding colour
+    with pytest.raises(ValueError, match=r"\(N, H, W, 1\|3\)"):
+        image_grid(np.zeros((2, 4, 4, 2)))
+
+
+def test_saved_grid_is_upscaled_and_lossless(tmp_path):
+    images = np.random.default_rng(1).uniform(-1, 1, size=(4, 8, 8, 3)).astype("float32")
+    path = save_image_grid(images, tmp_path / "grid.png", nrow=2, min_size=100)
+    png = np.asarray(Image.open(path))
+    raw = image_grid(images, nrow=2)
+    scale = png.shape[1] // raw.shape[1]
+    assert scale >= 2 and png.shape[1] >= 100
+    np.testing.assert_array_equal(png[::scale, ::scale], raw)
+
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def failing(tmp):
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, failing)
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.txt"]

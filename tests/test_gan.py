@@ -1,0 +1,152 @@
+"""GAN behaviour beyond the shared harness: the update schedule, constraints, sampling, learning, bad input."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gen import networks as nets
+from keras_gen import rng
+from keras_gen.models import GAN
+
+
+def small_gan(num_classes=None, packing=1, **kwargs):
+    g = nets.dcgan_generator(latent_dim=8, image_shape=(8, 8, 1), width=4, num_classes=num_classes)
+    d = nets.dcgan_discriminator(image_shape=(8, 8, 1), width=4, num_classes=num_classes, packing=packing)
+    gan = GAN(g, d, num_classes=num_classes, seed=0, **kwargs)
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    return gan
+
+
+IMAGES = np.random.default_rng(0).uniform(-1, 1, size=(8, 8, 8, 1)).astype("float32")
+LABELS = np.arange(8, dtype="int32") % 3
+
+
+def test_d_steps_per_generator_step():
+    gan = small_gan(d_steps=3)
+    gan.train_on_batch(IMAGES)
+    gan.train_on_batch(IMAGES)
+    assert int(gan.d_optimizer.iterations) == 6
+    assert int(gan.g_optimizer.iterations) == 2
+
+
+def test_weight_clipping_bounds_every_critic_weight():
+    gan = small_gan(loss="wasserstein", clip_value=0.01)
+    gan.train_on_batch(IMAGES)
+    for v in gan.discriminator.trainable_variables:
+        assert float(tf.reduce_max(tf.abs(v))) <= 0.01 + 1e-7, v.path
+
+
+def test_penalties_are_logged_and_finite():
+    gan = small_gan(loss="wasserstein", gradient_penalty_weight=10.0, r1_weight=1.0)
+    logs = gan.train_on_batch(IMAGES, return_dict=True)
+    assert set(logs) == {"d_loss", "g_loss", "gp", "r1"}
+    assert all(np.isfinite(v) and v >= 0 for k, v in logs.items() if k in ("gp", "r1"))
+
+
+def test_generate_is_deterministic_for_a_seed_and_uses_the_shared_draw():
+    gan = small_gan()
+    a, b, c = gan.generate(5, seed=1), gan.generate(5, seed=1), gan.generate(5, seed=2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    z = rng.normal((5, 8), 1)
+    np.testing.assert_allclose(a, gan.generator(z, training=False).numpy(), atol=1e-6)
+    assert a.shape == (5, 8, 8, 1) and a.dtype == np.float32 and np.abs(a).max() <= 1
+
+
+def test_rng_normal_is_standard_normal_and_xla_stable():
+    z = rng.normal((20000,), 3).numpy()
+    assert abs(z.mean()) < 0.03 and abs(z.std() - 1) < 0.03
+    eager = rng.normal((16,), 3).numpy()
+    compiled = tf.function(lambda: rng.normal((16,), 3), jit_compile=True)().numpy()
+    np.testing.assert_allclose(compiled, eager, atol=1e-5)
+
+
+def test_conditional_generation_labels():
+    gan = small_gan(num_classes=3)
+    np.testing.assert_array_equal(gan.check_labels(None, 5), [0, 1, 2, 0, 1])
+    np.testing.assert_array_equal(gan.check_labels(2, 3), [2, 2, 2])
+    assert gan.generate(4, labels=[0, 1, 2, 0], seed=0).shape == (4, 8, 8, 1)
+    with pytest.raises(ValueError, match=r"Labels must be in \[0, 3\); got \[3\]"):
+        gan.generate(2, labels=[0, 3])
+    with pytest.raises(ValueError, match="Got 3 labels for 2 samples"):
+        gan.generate(2, labels=[0, 1, 2])
+    with pytest.raises(ValueError, match="unconditional"):
+        small_gan().generate(2, labels=[0, 1])
+
+
+def test_evaluate_uses_the_test_step():
+    gan = small_gan(num_classes=3)
+    logs = gan.evaluate(IMAGES, LABELS, batch_size=4, verbose=0, return_dict=True)
+    assert set(logs) == {"d_loss", "g_loss"} and all(np.isfinite(v) for v in logs.values())
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "minimax", "least_squares", "hinge", "wasserstein"])
+def test_training_moves_the_generator_to_the_data(loss):
+    """A wrong sign anywhere in a loss or an update would push G away from the data instead."""
+    keras.utils.set_random_seed(0)
+    target = np.array([2.0, -1.0], "float32")
+    data = (target + 0.05 * np.random.default_rng(0).normal(size=(4096, 2))).astype("float32")
+    g = nets.mlp_generator(latent_dim=2, output_dim=2, hidden=[32, 32])
+    d = nets.mlp_discriminator(input_dim=2, hidden=[32, 32])
+    extra = {"gradient_penalty_weight": 1.0} if loss == "wasserstein" else {}
+    gan = GAN(g, d, loss=loss, seed=0, **extra)
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5))
+    before = np.linalg.norm(gan.generate(512, seed=0).mean(axis=0) - target)
+    gan.fit(tf.data.Dataset.from_tensor_slices(data).batch(64), epochs=5, verbose=0)
+    after = np.linalg.norm(gan.generate(512, seed=0).mean(axis=0) - target)
+    assert before > 1.5 and after < 0.3, (before, after)
+
+
+def test_bad_data_gets_clear_errors():
+    gan = small_gan()
+    with pytest.raises(ValueError, match=r"samples of shape \(28, 28, 1\).*makes \(8, 8, 1\)"):
+        gan.train_on_batch(np.zeros((4, 28, 28, 1), "float32"))
+    cgan = small_gan(num_classes=3)
+    with pytest.raises(ValueError, match="conditional.*must be \\(images, labels\\)"):
+        cgan.train_on_batch(IMAGES)
+    with pytest.raises(ValueError, match="Got 3 labels for a batch of 8 images"):
+        cgan.train_on_batch(IMAGES, LABELS[:3])
+    packed = small_gan(packing=4)
+    with pytest.raises(ValueError, match="packs 4 samples.*batch size 6"):
+        packed.train_on_batch(IMAGES[:6])
+
+
+def test_bad_arguments_get_clear_errors():
+    g = nets.dcgan_generator(latent_dim=8, image_shape=(8, 8, 1), width=4)
+    d = nets.dcgan_discriminator(image_shape=(8, 8, 1), width=4)
+    with pytest.raises(ValueError, match="Unknown GAN loss 'wgan'"):
+        GAN(g, d, loss="wgan")
+    with pytest.raises(ValueError, match="d_steps"):
+        GAN(g, d, d_steps=0)
+    with pytest.raises(ValueError, match=r"num_classes=10 needs 2 \(z, label\)"):
+        GAN(g, d, num_classes=10)
+    with pytest.raises(ValueError, match="makes samples of shape"):
+        GAN(g, nets.dcgan_discriminator(image_shape=(16, 16, 1), width=4))
+    with pytest.raises(TypeError, match="keras.Model"):
+        GAN("generator", d)
+    gan = GAN(g, d)
+    with pytest.raises(ValueError, match="compile"):
+        gan.train_on_batch(IMAGES)
+    with pytest.raises(RuntimeError, match=r"gan.compile\(d_optimizer"):
+        gan.training_phases()
+    with pytest.raises(TypeError, match="takes no `optimizer`"):
+        gan.compile(optimizer="adam")
+    opt = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="two different optimizer instances"):
+        gan.compile(d_optimizer=opt, g_optimizer=opt)
+    with pytest.raises(ValueError, match="positive integer"):
+        gan.generate(0)
+
+
+def test_loss_scaling_skips_a_non_finite_step_and_lowers_the_scale():
+    keras.config.set_dtype_policy("mixed_float16")
+    gan = small_gan()
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    before = [v.numpy().copy() for v in gan.discriminator.trainable_variables]
+    scale = float(gan.d_optimizer.dynamic_scale)
+    grads = [tf.fill(v.shape, np.float32(np.inf)) for v in gan.discriminator.trainable_variables]
+    gan.d_optimizer.apply_gradients(zip(grads, gan.discriminator.trainable_variables))
+    for b, v in zip(before, gan.discriminator.trainable_variables):
+        np.testing.assert_array_equal(v.numpy(), b)
+    assert float(gan.d_optimizer.dynamic_scale) == scale / 2
