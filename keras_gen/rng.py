@@ -13,6 +13,10 @@ import keras
 
 __all__ = ["uniform", "normal", "seed_tensor"]
 
+# Under tf.distribute each replica sees a slice of the global batch. Draws whose first axis is the batch are
+# taken for the whole global batch (every replica computes the same numbers from the same seed) and sliced, so a
+# distributed step uses exactly the numbers one device would use on the global batch.
+
 _TWO_POW_MINUS_24 = 1.0 / (1 << 24)
 
 
@@ -27,6 +31,19 @@ def seed_tensor(seed):
     return tf.cast(tf.reshape(seed, (2,)), tf.int64)
 
 
+def _replica_slice(draw, shape, seed):
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return draw(shape, seed)
+    local = shape[0]
+    full = draw((local * replicas,) + tuple(shape[1:]), seed)  # (global batch, ...)
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * tf.cast(local, tf.int32)
+    return full[start : start + local]
+
+
 def uniform(shape, seed, dtype="float32"):
     """Uniform floats in the open interval (0, 1): 24 random bits per value, offset by half a step.
 
@@ -35,6 +52,10 @@ def uniform(shape, seed, dtype="float32"):
         seed: an int, an int ``[2]`` tensor, or a `keras.random.SeedGenerator`.
         dtype: output dtype.
     """
+    return _replica_slice(lambda s, sd: _uniform(s, sd, dtype), tuple(shape), seed_tensor(seed))
+
+
+def _uniform(shape, seed, dtype):
     import tensorflow as tf
 
     bits = tf.random.stateless_uniform(
@@ -45,9 +66,13 @@ def uniform(shape, seed, dtype="float32"):
 
 
 def normal(shape, seed, dtype="float32"):
-    """Standard normal floats by the Box-Muller transform of two `uniform` draws."""
+    """Standard normal floats by the Box-Muller transform of two uniform draws."""
+    return _replica_slice(lambda s, sd: _normal(s, sd, dtype), tuple(shape), seed_tensor(seed))
+
+
+def _normal(shape, seed, dtype):
     import tensorflow as tf
 
-    pair = uniform(tf.concat([[2], tf.cast(shape, tf.int32)], axis=0), seed)  # (2, *shape)
+    pair = _uniform(tf.concat([[2], tf.cast(shape, tf.int32)], axis=0), seed, "float32")  # (2, *shape)
     radius = tf.sqrt(-2.0 * tf.math.log(pair[0]))
     return tf.cast(radius * tf.cos((2.0 * math.pi) * pair[1]), dtype)

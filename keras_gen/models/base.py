@@ -49,6 +49,18 @@ class GenerativeModel(keras.Model):
             self.seed_generator.state.assign(store[self._SEED_STATE_KEY])
         super().load_own_variables({k: store[k] for k in keys if k != self._SEED_STATE_KEY})
 
+    # --------------------------------------------------------------- tf.distribute
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Before fit, Keras averages one distributed data batch across replicas to trace a symbolic build. Under
+        # MultiWorkerMirroredStrategy that collective fails on integer labels ("Attempt to convert a value
+        # (PerReplica...)"). The package's models are built at construction and compile (networks, optimizers,
+        # trackers), so there is nothing left to build there.
+        import tensorflow as tf
+
+        if isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy) and self.built:
+            return
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # --------------------------------------------------------------- sampling
     @property
     def latent_shape(self):

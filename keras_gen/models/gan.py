@@ -19,6 +19,12 @@ def _num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def _multi_worker():
+    import tensorflow as tf
+
+    return isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
+
+
 def _uses_float16(network):
     return any(
         getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.compute_dtype == "float16"
@@ -282,6 +288,12 @@ class GAN(GenerativeModel):
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables))
 
+    @staticmethod
+    def _loss_scale(optimizer):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer.dynamic_scale
+        return None
+
     def _discriminator_step(self, real, labels, batch_size):
         import tensorflow as tf
 
@@ -293,12 +305,15 @@ class GAN(GenerativeModel):
             fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
             d_loss = self.discriminator_loss_fn(ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32"))
             total = d_loss
+            loss_scale = self._loss_scale(self.d_optimizer)
             if self.gradient_penalty_weight:
-                gp = losses_lib.gradient_penalty(self.discriminator, real, fake, labels, seed=self.seed_generator)
+                gp = losses_lib.gradient_penalty(
+                    self.discriminator, real, fake, labels, seed=self.seed_generator, loss_scale=loss_scale
+                )
                 total = total + self.gradient_penalty_weight * gp
                 logs["gp"] = gp
             if self.r1_weight:
-                r1 = losses_lib.r1_penalty(self.discriminator, real, labels)
+                r1 = losses_lib.r1_penalty(self.discriminator, real, labels, loss_scale=loss_scale)
                 total = total + 0.5 * self.r1_weight * r1
                 logs["r1"] = r1
             scaled = total / _num_replicas()
@@ -379,7 +394,11 @@ class GAN(GenerativeModel):
             self.gp_tracker.update_state(d_logs["gp"])
         if self.r1_tracker is not None and "r1" in d_logs:
             self.r1_tracker.update_state(d_logs["r1"])
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _multi_worker():
+            # MultiWorkerMirroredStrategy cannot reduce scalar logs (tensorflow#72388): shape [1] works.
+            logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+        return logs
 
     # ------------------------------------------------------------------ sampling
     def decode_latent(self, z, labels=None):

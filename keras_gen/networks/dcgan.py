@@ -65,6 +65,7 @@ def dcgan_generator(
     num_classes=None,
     conditioning="concat",
     embedding_dim=None,
+    synchronized_batch_norm=False,
     name="generator",
 ):
     """The DCGAN generator: ``z -> Dense -> (start, start, C) -> [ConvTranspose s2, BN, ReLU] * k -> tanh``.
@@ -77,6 +78,8 @@ def dcgan_generator(
         conditioning: how the label enters: ``"concat"`` (an embedding concatenated to ``z``, Mirza & Osindero
             2014) or ``"cbn"`` (conditional batch normalization: a scale and offset per class in every BN).
         embedding_dim: size of the label embedding for ``"concat"`` (default: ``num_classes``).
+        synchronized_batch_norm: batch statistics over the global batch under `tf.distribute` (set by
+            `keras_gen.presets.build_model` when there are several replicas).
         name: model name.
 
     Returns:
@@ -107,8 +110,10 @@ def dcgan_generator(
 
     def normalize(h, layer_name):
         if label is not None and conditioning == "cbn":
-            return ConditionalBatchNormalization(num_classes, name=layer_name)([h, label])
-        return keras.layers.BatchNormalization(name=layer_name)(h)
+            return ConditionalBatchNormalization(num_classes, synchronized=synchronized_batch_norm, name=layer_name)(
+                [h, label]
+            )
+        return keras.layers.BatchNormalization(synchronized=synchronized_batch_norm, name=layer_name)(h)
 
     filters = width * 2 ** (steps - 1)
     x = keras.layers.Dense(start * start * filters, use_bias=False, name="project")(x)
@@ -134,6 +139,7 @@ def dcgan_discriminator(
     normalization="batch",
     packing=1,
     dropout=0.0,
+    synchronized_batch_norm=False,
     name="discriminator",
 ):
     """The DCGAN discriminator: ``[Conv s2, (norm), LeakyReLU(0.2)] * k -> Flatten -> Dense(1)`` logits.
@@ -150,6 +156,7 @@ def dcgan_discriminator(
             Never applied to the first layer.
         packing: PacGAN degree ``m``: the discriminator judges ``m`` samples at once and returns ``B / m`` logits.
         dropout: dropout rate after each LeakyReLU (0 to disable).
+        synchronized_batch_norm: batch statistics over the global batch under `tf.distribute`.
         name: model name.
 
     Returns:
@@ -181,7 +188,7 @@ def dcgan_discriminator(
         conv = SpectralConv2D if spectral_norm else keras.layers.Conv2D
         x = conv(filters, 4, strides=2, padding="same", name=f"down{i}")(x)  # (B, side / 2**(i+1), ..., filters)
         if i > 0 and normalization == "batch":
-            x = keras.layers.BatchNormalization(name=f"down{i}_bn")(x)
+            x = keras.layers.BatchNormalization(synchronized=synchronized_batch_norm, name=f"down{i}_bn")(x)
         elif i > 0 and normalization == "layer":
             x = keras.layers.LayerNormalization(axis=[1, 2, 3], name=f"down{i}_ln")(x)
         x = keras.layers.LeakyReLU(0.2)(x)

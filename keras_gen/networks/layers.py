@@ -21,17 +21,25 @@ class ConditionalBatchNormalization(keras.layers.Layer):
         num_classes: number of classes.
         momentum: moving-average momentum of the shared statistics.
         epsilon: added to the variance.
+        synchronized: compute the statistics over the global batch under `tf.distribute`.
     """
 
-    def __init__(self, num_classes, momentum=0.99, epsilon=1e-3, **kwargs):
+    def __init__(self, num_classes, momentum=0.99, epsilon=1e-3, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         if int(num_classes) < 1:
             raise ValueError(f"`num_classes` must be a positive integer, got {num_classes!r}.")
         self.num_classes = int(num_classes)
         self.momentum = momentum
         self.epsilon = epsilon
+        self.synchronized = bool(synchronized)
         self.batch_norm = keras.layers.BatchNormalization(
-            momentum=momentum, epsilon=epsilon, center=False, scale=False, dtype=self.dtype_policy, name="bn"
+            momentum=momentum,
+            epsilon=epsilon,
+            center=False,
+            scale=False,
+            synchronized=self.synchronized,
+            dtype=self.dtype_policy,
+            name="bn",
         )
 
     def build(self, input_shape):
@@ -60,7 +68,12 @@ class ConditionalBatchNormalization(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_classes=self.num_classes, momentum=self.momentum, epsilon=self.epsilon)
+        config.update(
+            num_classes=self.num_classes,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            synchronized=self.synchronized,
+        )
         return config
 
 
