@@ -62,16 +62,15 @@ def _keras_gen_command():
     return [script] if script else [sys.executable, "-m", "keras_gen.cli"]
 
 
-def test_two_workers_end_with_identical_weights(tmp_path):
+def _run_workers(out, *extra):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    out = tmp_path / "run"
     procs = []
     try:
         for index in range(2):
             env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
             procs.append(subprocess.Popen(
-                _keras_gen_command() + ["train", "ring2d", "--strategy", "multiworker", "--epochs", "1", "--out", str(out)],
+                _keras_gen_command() + ["train", "ring2d", "--strategy", "multiworker", "--out", str(out), *extra],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             ))
         outputs = [p.communicate(timeout=400) for p in procs]
@@ -82,6 +81,9 @@ def test_two_workers_end_with_identical_weights(tmp_path):
                 p.wait()
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
+
+
+def _assert_same_models(out):
     chief = out / "model.keras"
     worker = pathlib.Path(str(out) + ".workers") / "worker-1" / "model.keras"
     assert chief.is_file() and worker.is_file()
@@ -90,6 +92,20 @@ def test_two_workers_end_with_identical_weights(tmp_path):
     for wa, wb in zip(a.weights, b.weights):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy())
     assert int(a.g_optimizer.iterations) == int(b.g_optimizer.iterations) > 0
+    return a
+
+
+def test_two_workers_end_with_identical_weights_and_resume_together(tmp_path):
+    out = tmp_path / "run"
+    _run_workers(out, "--epochs", "1")
+    first = _assert_same_models(out)
+    steps_per_epoch = int(first.g_optimizer.iterations)
+    # Both workers stopped after epoch 1; restarted with --resume they continue from the chief's backup.
+    _run_workers(out, "--resume", "--epochs", "2")
+    resumed = _assert_same_models(out)
+    assert int(resumed.g_optimizer.iterations) == 2 * steps_per_epoch
+    with open(out / "history.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1]
 
 
 def test_deterministic_runs_give_bit_identical_losses(tmp_path):
