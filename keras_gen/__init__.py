@@ -11,7 +11,7 @@ on their own: ``import keras_gen.export``.
 
 __version__ = "0.1.0"
 
-from keras_gen import losses, networks
+from keras_gen import latent, losses, networks
 from keras_gen.data import dataset_info, load_arrays, load_dataset
 from keras_gen.models import GAN
 from keras_gen.presets import PRESETS, RunConfig, build_model, get_config, list_presets
@@ -24,6 +24,7 @@ __all__ = [
     "build_model",
     "dataset_info",
     "get_config",
+    "latent",
     "list_presets",
     "load_arrays",
     "load_dataset",

@@ -15,7 +15,16 @@ import numpy as np
 
 from keras_gen.images import atomic_write, save_image_grid, save_loss_plot, save_scatter
 
-__all__ = ["SampleGrid", "ModelCheckpoint", "BackupAndRestore", "StopOnNaN", "LossPlot", "non_finite_logs"]
+__all__ = [
+    "SampleGrid",
+    "ReconstructionGrid",
+    "ModelCheckpoint",
+    "BackupAndRestore",
+    "StopOnNaN",
+    "LossPlot",
+    "ModeCollapseAlarm",
+    "non_finite_logs",
+]
 
 
 def non_finite_logs(logs):
@@ -218,3 +227,189 @@ def read_history(csv_path):
                 values.append(np.nan)
         history[column] = values
     return history
+
+
+class ReconstructionGrid(keras.callbacks.Callback):
+    """Writes ``DIR/epoch_NNN.png`` (and ``DIR/latest.png``) after each epoch: fixed real images on the top
+    rows, the model's reconstructions of them below, in the same positions.
+
+    Works with any model that has ``reconstruct(images[, labels])`` returning images in [-1, 1] (VAEs,
+    VQ-VAEs). Pass held-out images to see generalization rather than memorization.
+
+    Args:
+        directory: where the PNGs go.
+        images: ``(n, H, W, C)`` real images in [-1, 1].
+        labels: their labels, passed to ``reconstruct`` when the model is conditional and takes ``labels``.
+        nrow: images per row (``n`` should be a multiple of it so originals and reconstructions line up).
+        every: write every ``every`` epochs (and always after the last one).
+    """
+
+    def __init__(self, directory, images, labels=None, nrow=8, every=1):
+        super().__init__()
+        images = np.asarray(images, dtype="float32")
+        if images.ndim != 4 or images.shape[0] < 1:
+            raise ValueError(f"`images` must be a non-empty batch (n, H, W, C), got shape {images.shape}.")
+        if int(every) < 1 or int(nrow) < 1:
+            raise ValueError(f"`every` and `nrow` must be >= 1, got every={every!r}, nrow={nrow!r}.")
+        self.directory = os.fspath(directory)
+        self.images = images
+        self.labels = None if labels is None else np.asarray(labels)
+        self.nrow = int(nrow)
+        self.every = int(every)
+        self._last_epoch = None
+
+    def write(self, path):
+        """Reconstructs the fixed images and writes the grid (originals above, reconstructions below)."""
+        import inspect
+
+        conditional = bool(getattr(self.model, "num_classes", None))
+        takes_labels = "labels" in inspect.signature(self.model.reconstruct).parameters
+        if conditional and takes_labels and self.labels is not None:
+            reconstructions = self.model.reconstruct(self.images, labels=self.labels)
+        else:
+            reconstructions = self.model.reconstruct(self.images)
+        rows = -(-self.images.shape[0] // self.nrow) * self.nrow  # pad the originals to whole rows
+        originals = np.full((rows,) + self.images.shape[1:], -1.0, dtype="float32")
+        originals[: self.images.shape[0]] = self.images
+        grid = np.concatenate([originals, np.asarray(reconstructions, dtype="float32")], axis=0)
+        return save_image_grid(grid, path, nrow=self.nrow)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = epoch
+        if (epoch + 1) % self.every == 0 and not non_finite_logs(logs):
+            self._write_epoch(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._last_epoch is not None and (self._last_epoch + 1) % self.every:
+            self._write_epoch(self._last_epoch)
+
+    def _write_epoch(self, epoch):
+        path = self.write(os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
+        with open(path, "rb") as src:
+            data = src.read()
+
+        def copy(tmp):
+            with open(tmp, "wb") as dst:
+                dst.write(data)
+
+        atomic_write(os.path.join(self.directory, "latest.png"), copy)
+
+
+class ModeCollapseAlarm(keras.callbacks.Callback):
+    """Tracks how many modes a generator uses during training and warns when that falls (mode collapse).
+
+    Every ``every`` epochs (and after the first) it draws ``n`` samples from fixed latents
+    (``model.generate(n, seed=seed)``) and scores them with ``monitor``:
+
+    - a digit classifier (anything with ``probabilities(images)``, e.g. `keras_gen.metrics.domain_classifier`):
+      the entropy of the predicted-class histogram, ``H = -sum_k q_k log q_k`` in nats (log 10 = 2.30 when the
+      ten digits are used equally, 0 when one digit is), logged as ``mode_entropy``;
+    - a 2-D mixture name (``"ring2d"``, ``"grid2d"``): the number of modes with at least one high-quality sample
+      (`keras_gen.metrics.mode_coverage`, VEEGAN / PacGAN), logged as ``modes_covered``;
+    - any callable ``samples -> float`` (larger = more modes), logged as ``name``.
+
+    The value is added to the epoch's ``logs`` (carried over on epochs it is not computed, so the column is never
+    empty), so a `keras.callbacks.CSVLogger` placed *after* this callback records it. When the value falls more
+    than ``drop`` below the best seen so far, it warns once (``warnings.warn`` and a printed line) until the value
+    recovers; ``alarms`` lists ``(epoch, value, best)`` of every warning.
+
+    Args:
+        monitor: a classifier, a mixture name or a callable, as above.
+        every: score every ``every`` epochs (>= 1).
+        n: samples per score.
+        drop: how far below its best the value may fall before the alarm; default 10 % of the best.
+        seed: seed of the fixed latents.
+        name: the log key (default ``mode_entropy`` / ``modes_covered`` / ``mode_score``).
+        stream: where the line is printed (default stderr).
+
+    Example:
+
+    >>> alarm = ModeCollapseAlarm(keras_gen.metrics.domain_classifier("mnist"), n=1000, drop=0.3)
+    >>> gan.fit(data, epochs=20, callbacks=[alarm, keras.callbacks.CSVLogger("history.csv")])
+    """
+
+    def __init__(self, monitor, every=1, n=1000, drop=None, seed=0, name=None, stream=None):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"`every` must be an integer >= 1, got {every!r}.")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"`n` must be a positive integer, got {n!r}.")
+        if drop is not None and not (isinstance(drop, (int, float)) and drop > 0):
+            raise ValueError(f"`drop` must be a positive number or None (10% of the best), got {drop!r}.")
+        if isinstance(monitor, str):
+            from keras_gen.data import mixture_modes  # raises a ValueError naming the valid mixtures
+            from keras_gen.metrics.coverage import mode_coverage
+
+            centers, sigma = mixture_modes(monitor)
+            self._score = lambda samples: float(mode_coverage(samples, centers, sigma)["modes"])
+            default_name = "modes_covered"
+        elif hasattr(monitor, "probabilities"):
+            self._score = lambda samples: _class_entropy(monitor.probabilities(samples))
+            default_name = "mode_entropy"
+        elif callable(monitor):
+            self._score = lambda samples: float(monitor(samples))
+            default_name = "mode_score"
+        else:
+            raise TypeError(
+                "`monitor` must be a classifier with `probabilities(images)`, a mixture name ('ring2d', 'grid2d') "
+                f"or a callable samples -> float; got {type(monitor).__name__}."
+            )
+        self.monitor = monitor
+        self.every = every
+        self.n = n
+        self.drop = drop
+        self.seed = seed
+        self.name = name or default_name
+        self.stream = stream
+        self.history = []  # (epoch, value) of every score
+        self.alarms = []  # (epoch, value, best) of every warning
+        self.best = None
+        self._alarmed = False
+        self._last = None
+
+    def on_train_begin(self, logs=None):
+        self.history, self.alarms, self.best, self._alarmed, self._last = [], [], None, False, None
+
+    def score(self):
+        """The monitored value of the current model (``n`` samples from the fixed seed)."""
+        return self._score(self.model.generate(self.n, seed=self.seed))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._last is None or (epoch + 1) % self.every == 0:
+            value = self.score()
+            self.history.append((epoch, value))
+            self._last = value
+            self._check(epoch, value)
+        if logs is not None:
+            logs[self.name] = self._last
+
+    def _check(self, epoch, value):
+        import warnings
+
+        if not math.isfinite(value):
+            return
+        if self.best is None or value > self.best:
+            self.best = value
+        allowed = self.drop if self.drop is not None else 0.1 * abs(self.best)
+        if value < self.best - allowed:
+            if not self._alarmed:
+                self._alarmed = True
+                self.alarms.append((epoch, value, self.best))
+                message = (
+                    f"Mode collapse? {self.name} fell to {value:.4g} at epoch {epoch + 1} from its best "
+                    f"{self.best:.4g} "
+                    f"(allowed drop {allowed:.4g}). Try packing (PacGAN), a gradient penalty or R1, a lower learning "
+                    "rate, or the last checkpoint before the fall."
+                )
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                print(message, file=self.stream or sys.stderr, flush=True)
+        else:
+            self._alarmed = False
+
+
+def _class_entropy(probabilities):
+    """Entropy (nats) of the histogram of argmax classes of ``probabilities`` (N, K)."""
+    probabilities = np.asarray(probabilities)
+    counts = np.bincount(np.argmax(probabilities, axis=1), minlength=probabilities.shape[1])  # (K,)
+    q = counts[counts > 0] / counts.sum()
+    return float(-np.sum(q * np.log(q)))

@@ -4,8 +4,14 @@
     keras-gen train PRESET [--dataset D] [--epochs N] [--batch-size B] [--out RUN] [--seed S]
                            [--resume | --overwrite] [--jit | --no-jit] [--mixed-precision float16|bfloat16]
     keras-gen sample RUN_DIR [--n 64] [--seed 0] [--labels 0,1,2] --out grid.png
+    keras-gen sample --server HOST:8500 --model NAME [--rest] [--version N] [--n 64] [--seed 0] --out grid.png
+    keras-gen serve BASE [--grpc-port 8500] [--rest-port 8501] [--host 127.0.0.1] [--backend savedmodel|onnx]
+                         [--batching] [--model-config-file F] [--tls-cert C --tls-key K] [--log-level debug]
     keras-gen export RUN_DIR [--formats savedmodel,tflite,onnx] [--quantize fp16,int8] [--out BASE] [--name NAME]
                              [--version N]
+    keras-gen evaluate RUN_DIR|EXPORT_PATH [--metrics fid,kid,is,pr,coverage] [--n N] [--seed S]
+                             [--extractor auto|classifier|inception|identity] [--out results.json]
+    keras-gen latent interpolate|arithmetic|traverse|edit RUN_DIR --out grid.png [--seed 0] [options]
 """
 
 import argparse
@@ -61,11 +67,20 @@ def build_parser():
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], help="Keras fit verbosity")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid")
-    sample.add_argument("run_dir", help="a run folder written by `keras-gen train`")
+    sample.add_argument("run_dir", nargs="?", help="a run folder written by `keras-gen train` (or give --server)")
     sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     sample.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
     sample.add_argument("--labels", type=_parse_labels, help="class label(s) for a conditional model: 3 or 0,1,2")
     sample.add_argument("--out", required=True, help="PNG file to write")
+    sample.add_argument(
+        "--server", help="sample from a TF-Serving-protocol server instead: HOST:PORT (gRPC; REST with --rest)"
+    )
+    sample.add_argument("--model", help="the served model's name (with --server)")
+    sample.add_argument("--version", type=int, help="the served version (default: the newest)")
+    sample.add_argument("--rest", action="store_true", help="talk to --server over REST instead of gRPC")
+    sample.add_argument("--timeout", type=float, default=30.0, help="seconds per request attempt (default 30)")
+    sample.add_argument("--retries", type=int, default=2, help="retries when the server is unavailable (default 2)")
+    sample.add_argument("--tls-ca", help="PEM certificate to trust: connect with TLS (HTTPS with --rest)")
 
     export = sub.add_parser(
         "export", help="export a trained run to SavedModel (TF Serving layout), TFLite and ONNX, checked against Keras"
@@ -78,7 +93,75 @@ def build_parser():
     export.add_argument("--version", type=int, help="version folder (default: the next free one; never overwritten)")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (at most 18; default 17)")
     export.add_argument("--allow-untrained", action="store_true", help="export even if the model was never trained")
+
+    evaluate = sub.add_parser(
+        "evaluate", help="FID, KID, IS, precision/recall and mode coverage of a run or an export, as a table and JSON"
+    )
+    evaluate.add_argument("path", help="a run folder, a .keras model in one, or an exported artifact")
+    evaluate.add_argument(
+        "--metrics", type=_parse_metrics, help="comma-separated: fid,kid,is,pr,coverage (default: all that apply)"
+    )
+    evaluate.add_argument(
+        "--n", type=int, help="samples to draw (default 2500 points, 26000 stacked MNIST, 5000 images)"
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    evaluate.add_argument(
+        "--extractor", default="auto", choices=["auto", "classifier", "inception", "identity"],
+        help="features: the digit classifier, InceptionV3 (local weights) or raw points (default: auto)",
+    )
+    evaluate.add_argument("--inception-weights", help="InceptionV3 weights file for --extractor inception")
+    evaluate.add_argument("--dataset", help="the dataset the samples imitate (default: the run's)")
+    evaluate.add_argument("--batch-size", type=int, default=500, help="samples per generator call (default 500)")
+    evaluate.add_argument(
+        "--out", help="JSON file to write (default: RUN_DIR/eval.json; RUN_DIR/eval_FORMAT_PRECISION.json for exports)"
+    )
+    evaluate.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    _add_latent_parser(sub)
+    _add_serve_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub):
+    serve = sub.add_parser("serve", help="serve exported models over TF Serving's gRPC and REST protocol")
+    serve.add_argument("base", help="the export base path (BASE/NAME/VERSION/), or one model's folder")
+    serve.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (default 8500; 0: any free port)")
+    serve.add_argument("--rest-port", type=int, default=8501, help="REST port (default 8501; 0: any free port)")
+    serve.add_argument("--no-grpc", action="store_true", help="no gRPC endpoint")
+    serve.add_argument("--no-rest", action="store_true", help="no REST endpoint")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    serve.add_argument("--backend", default="savedmodel", choices=["savedmodel", "onnx"], help="what runs the model")
+    serve.add_argument("--onnx-threads", type=int, default=0, help="ONNX Runtime threads per call (0: its default)")
+    serve.add_argument("--model-name", help="serve only this model (or name the model when BASE is a model folder)")
+    serve.add_argument("--model-config-file", help="TF Serving models.config (relative base paths are under BASE)")
+    serve.add_argument("--batching", action="store_true", help="batch concurrent z-input requests on the server")
+    serve.add_argument("--batching-parameters-file", help="TF Serving batching parameters (implies --batching)")
+    serve.add_argument("--max-batch-size", type=int, help="images per batch (implies --batching; default 64)")
+    serve.add_argument("--batch-timeout-micros", type=int, help="how long a batch waits to fill (default 2000)")
+    serve.add_argument("--num-batch-threads", type=int, help="batches run at once (default 1)")
+    serve.add_argument("--poll-seconds", type=float, default=1.0,
+                       help="scan BASE for new versions (0: once; default 1)")
+    serve.add_argument("--max-images", type=int, default=1024, help="most images per request (default 1024)")
+    serve.add_argument("--max-request-bytes", type=int, default=16 << 20, help="largest request (default 16 MiB)")
+    serve.add_argument("--tls-cert", help="PEM certificate chain: TLS on both ports (with --tls-key)")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--monitoring-config-file", help="TF Serving monitoring.config (Prometheus page on REST)")
+    serve.add_argument("--no-warmup", action="store_true", help="skip the warm-up call when a version loads")
+    serve.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get at shutdown")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"],
+                       help="debug: one line per request (default info)")
+
+
+def _parse_metrics(text):
+    from keras_gen.metrics.evaluate import METRICS
+
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in METRICS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric(s) {', '.join(unknown) or repr(text)}; valid metrics: {', '.join(METRICS)}"
+        )
+    return names
 
 
 def _cmd_presets(args, out):
@@ -130,6 +213,10 @@ def _cmd_sample(args, out):
     from keras_gen.images import save_image_grid, save_scatter
     from keras_gen.runs import load_run
 
+    if args.server is not None:
+        return _sample_from_server(args, out)
+    if args.run_dir is None:
+        raise ValueError("Give a run folder, or --server HOST:PORT --model NAME to sample from a server.")
     model = load_run(args.run_dir, compile=False)
     samples = model.generate(args.n, labels=args.labels, seed=args.seed)
     if len(model.sample_shape) == 1:
@@ -187,7 +274,203 @@ def _worst_parity(parity):
     return ", ".join(parts)
 
 
-COMMANDS = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample, "export": _cmd_export}
+def _cmd_evaluate(args, out):
+    import json
+
+    from keras_gen.images import atomic_write
+    from keras_gen.metrics.evaluate import evaluate, format_table
+
+    if not os.path.exists(args.path):
+        raise FileNotFoundError(f"Nothing to evaluate at {args.path!r}: no such run folder or exported artifact.")
+    results = evaluate(
+        args.path,
+        args.metrics,
+        n=args.n,
+        extractor=args.extractor,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        progress=args.progress,
+        dataset=args.dataset,
+        inception_weights=args.inception_weights,
+    )
+    source = results["source"]
+    name = "eval.json"
+    if source.get("type") == "export":  # several artifacts of one run: one file each
+        name = f"eval_{source.get('format')}_{source.get('precision')}.json"
+    path = args.out or os.path.join(source.get("run_dir") or os.getcwd(), name)
+    text = json.dumps(results, indent=2) + "\n"  # the metrics keep their canonical order
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    atomic_write(path, write)
+    print(format_table(results), file=out)
+    print(f"Wrote {path}", file=out)
+    return 0
+
+
+def _parse_numbers(kind):
+    def parse(text):
+        try:
+            return [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from exc
+
+    return parse
+
+
+def _add_latent_parser(sub):
+    latent = sub.add_parser(
+        "latent", help="latent-space grids of a trained run: interpolate, arithmetic, traverse, edit"
+    )
+    actions = latent.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name, help):
+        parser = actions.add_parser(name, help=help)
+        parser.add_argument("run_dir", help="a run folder written by `keras-gen train`")
+        parser.add_argument("--out", required=True, help="PNG file to write (a labelled grid)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the latents and image choices (default 0)")
+        return parser
+
+    groups = "group spec: classes and an optional style, e.g. 7, 7:bold, 3,5:thin, :bold"
+    interpolate = action("interpolate", "rows of slerp/lerp interpolations between latents")
+    interpolate.add_argument("--rows", type=int, default=4, help="rows (anchors - 1; default 4)")
+    interpolate.add_argument("--steps", type=int, default=8, help="images per row (default 8)")
+    interpolate.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
+    interpolate.add_argument("--labels", type=_parse_labels, help="conditional models: a class per anchor, or one")
+    interpolate.add_argument("--label-mode", choices=["hold", "switch"], default="hold",
+                             help="conditional models: keep each row's start class, or switch at the midpoint")
+    interpolate.add_argument("--source", choices=["prior", "data"], default="prior",
+                             help="anchors from the prior, or encoded test images (VAEs)")
+
+    arithmetic = action("arithmetic", "A - B + C on averaged latents (default: 7:bold - 7 + 1, a bold 1)")
+    arithmetic.add_argument("--a", default="7:bold", help=f"group A ({groups}; default 7:bold)")
+    arithmetic.add_argument("--b", default="7", help="group B (default 7)")
+    arithmetic.add_argument("--c", default="1", help="group C (default 1)")
+    arithmetic.add_argument("--examples", type=int, default=4, help="example columns (default 4)")
+    arithmetic.add_argument("--num-samples", type=int, default=2000, help="GAN samples to form groups (default 2000)")
+
+    traverse = action("traverse", "vary one latent dimension at a time")
+    traverse.add_argument("--dims", type=_parse_numbers(int),
+                          help="dimensions (default: a VAE's 8 most used, else 0-7)")
+    traverse.add_argument("--values", type=_parse_numbers(float), help="values to set (default: --steps from -3 to 3)")
+    traverse.add_argument("--steps", type=int, default=7, help="values from -3 to 3 (default 7)")
+    traverse.add_argument("--labels", type=int, help="conditional models: the class")
+    traverse.add_argument("--source", choices=["prior", "data"], default="prior",
+                          help="z from the prior, or the encoding of test image --index (VAEs)")
+    traverse.add_argument("--index", type=int, default=0, help="the test image, with --source data")
+
+    edit = action("edit", "VAEs: encode test images, add strength x (mean z[to] - mean z[from]), decode")
+    edit.add_argument("--images", default=":thin", help=f"which test images to edit ({groups}; default :thin)")
+    edit.add_argument("--from", dest="from_group", default=":thin", help="group the vector starts at (default :thin)")
+    edit.add_argument("--to", dest="to_group", default=":bold", help="group the vector points to (default :bold)")
+    edit.add_argument("--strengths", type=_parse_numbers(float), default=[0.5, 1.0, 1.5],
+                      help="comma-separated strengths, one column each (default 0.5,1,1.5)")
+    edit.add_argument("--count", type=int, default=6, help="images to edit (default 6)")
+
+
+def _cmd_latent(args, out):
+    from keras_gen.latent import grid_for_run
+
+    options = {
+        "interpolate": ("rows", "steps", "method", "labels", "label_mode", "source"),
+        "arithmetic": ("a", "b", "c", "examples", "num_samples"),
+        "traverse": ("dims", "values", "steps", "labels", "source", "index"),
+        "edit": ("images", "from_group", "to_group", "strengths", "count"),
+    }[args.action]
+    grid = grid_for_run(args.run_dir, args.action, seed=args.seed, **{name: getattr(args, name) for name in options})
+    path = grid.save(args.out)
+    rows, cols = grid.shape
+    print(f"Wrote {grid.title}: {rows}x{cols} grid to {path}", file=out)
+    return 0
+
+
+def _sample_from_server(args, out):
+    from keras_gen.images import save_image_grid, save_scatter
+    from keras_gen.serving.client import RestSamplerClient, SamplerClient
+    from keras_gen.serving.errors import ServingError
+
+    if args.run_dir is not None:
+        raise ValueError("Give a run folder or --server, not both.")
+    if not args.model:
+        raise ValueError("--server needs --model NAME (the served model's name).")
+    common = {"model": args.model, "version": args.version, "timeout": args.timeout, "retries": args.retries}
+    if args.rest:
+        client = RestSamplerClient(args.server, ca_file=args.tls_ca, **common)
+    else:
+        client = SamplerClient(args.server, root_certificates=args.tls_ca, **common)
+    try:
+        with client:
+            images = "sample_uint8" in client.signatures()
+            samples = client.sample(args.n, seed=args.seed, labels=args.labels, uint8=images)
+    except ServingError as exc:
+        if isinstance(exc, (ValueError, ConnectionError)):
+            raise
+        raise ConnectionError(str(exc)) from exc  # a server fault (INTERNAL): one clean line too
+    if images:
+        path = save_image_grid(samples, args.out, value_range=(0, 255))
+    else:
+        path = save_scatter(samples, args.out)
+    print(f"Wrote {args.n} samples from {args.model} at {args.server} to {path}", file=out)
+    return 0
+
+
+def _cmd_serve(args, out):
+    import dataclasses
+    import logging
+
+    from keras_gen.serving.batching import BatchingParameters
+    from keras_gen.serving.server import serve
+
+    logger = logging.getLogger("keras_gen.serving")
+    logger.setLevel(args.log_level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    batching = None
+    overrides = {key: getattr(args, key) for key in ("max_batch_size", "batch_timeout_micros", "num_batch_threads")
+                 if getattr(args, key) is not None}
+    if args.batching or args.batching_parameters_file or overrides:
+        batching = (BatchingParameters.from_file(args.batching_parameters_file) if args.batching_parameters_file
+                    else BatchingParameters())
+        batching = dataclasses.replace(batching, **overrides)
+
+    def ready(server):
+        served = ", ".join(f"{n} v{max(v)}" for n, v in sorted(server.models().items()) if v) or "no model yet"
+        print(f"Serving {served} from {args.base} ({args.backend}{', batching' if batching else ''})", file=out)
+        if server.grpc_port is not None:
+            print(f"gRPC: {server.grpc_address}", file=out)
+        if server.rest_port is not None:
+            print(f"REST: {server.rest_url}/v1/models/", file=out)
+        print("Stop with Ctrl-C or SIGTERM.", file=out, flush=True)
+
+    try:
+        return serve(
+            args.base, ready=ready, model_name=args.model_name, model_config_file=args.model_config_file,
+            host=args.host, grpc_port=None if args.no_grpc else args.grpc_port,
+            rest_port=None if args.no_rest else args.rest_port, backend=args.backend, batching=batching,
+            poll_interval=args.poll_seconds, max_images=args.max_images, max_request_bytes=args.max_request_bytes,
+            tls_cert=args.tls_cert, tls_key=args.tls_key, monitoring_config_file=args.monitoring_config_file,
+            warmup=not args.no_warmup, grace=args.grace, onnx_threads=args.onnx_threads,
+        )
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ConnectionError(str(exc)) from exc  # a port in use: one clean line
+
+
+COMMANDS = {
+    "presets": _cmd_presets,
+    "train": _cmd_train,
+    "sample": _cmd_sample,
+    "export": _cmd_export,
+    "evaluate": _cmd_evaluate,
+    "latent": _cmd_latent,
+    "serve": _cmd_serve,
+}
 
 
 def main(argv=None, out=None):
@@ -197,7 +480,7 @@ def main(argv=None, out=None):
     out = out or sys.stdout
     try:
         return COMMANDS[args.command](args, out)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ConnectionError) as exc:
         if os.environ.get("KERAS_GEN_DEBUG"):
             raise
         print(f"keras-gen {args.command}: error: {exc}", file=sys.stderr)

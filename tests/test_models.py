@@ -28,7 +28,39 @@ def _tiny_mlp(networks):
     return None
 
 
-TINY = {"dcgan": _tiny_dcgan, "mlp": _tiny_mlp}
+def _tiny_vae_mlp(networks):
+    networks["encoder"].update(latent_dim=4, hidden=[16])
+    networks["decoder"].update(hidden=[16])
+    return "digits"
+
+
+def _tiny_vae_conv(networks):
+    networks["encoder"].update(latent_dim=4, widths=[8, 16], hidden=16)
+    networks["decoder"].update(widths=[8, 16], hidden=16)
+    return "digits"
+
+
+def _tiny_vqvae(networks):
+    networks["encoder"].update(code_dim=4, width=8, num_downsamples=1, num_residual=1)  # 8x8 digits -> 4x4 codes
+    networks["decoder"].update(width=8, num_residual=1)
+    networks["quantizer"].update(num_codes=8)
+    networks["prior"].update(width=8, num_blocks=1, first_kernel_size=3)
+    return "digits"
+
+
+def _tiny_pixelcnn(networks):
+    networks["pixel_cnn"].update(width=8, num_blocks=1, first_kernel_size=3)
+    return "digits"
+
+
+TINY = {
+    "dcgan": _tiny_dcgan,
+    "mlp": _tiny_mlp,
+    "vae-mlp": _tiny_vae_mlp,
+    "vae-conv": _tiny_vae_conv,
+    "vqvae": _tiny_vqvae,
+    "pixelcnn": _tiny_pixelcnn,
+}
 """``network name -> fn(networks dict)`` that shrinks the networks in place and returns a smaller dataset name (or
 None to keep the preset's). Every network kind a preset uses must have an entry; a new family adds its own."""
 

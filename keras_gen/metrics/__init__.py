@@ -5,9 +5,12 @@
                                            precision_recall
     class probabilities -> score           inception_score
     samples -> mode statistics             mode_coverage (Gaussian mixtures), stacked_mnist_modes
+    latent-variable model, data -> nats    elbo, iw_nll (importance-weighted bound), bits_per_dim
+    digit images -> features / classes     DomainClassifier (domain_classifier: a small CNN, trained once, cached)
+    model or run folder -> all of the above  evaluate (+ format_table for a Markdown table)
 
 Everything here is NumPy / SciPy; TensorFlow and Keras are imported only when an `InceptionFeatureExtractor` is
-built, so `import keras_gen.metrics` stays cheap.
+built or a likelihood (`elbo`, `iw_nll`) is computed, so `import keras_gen.metrics` stays cheap.
 
 Example:
 
@@ -16,11 +19,14 @@ Example:
 >>> fid = metrics.fid_from_features(extractor(real_images), extractor(fake_images))
 """
 
+from keras_gen.metrics.classifier import DomainClassifier, domain_classifier, train_domain_classifier
 from keras_gen.metrics.coverage import mode_coverage, stacked_mnist_modes
+from keras_gen.metrics.evaluate import METRICS, applicable_metrics, evaluate, format_table, load_source
 from keras_gen.metrics.extractors import INCEPTION_V3_NOTOP_WEIGHTS, InceptionFeatureExtractor, identity_extractor
 from keras_gen.metrics.fid import feature_statistics, fid_from_features, frechet_distance
 from keras_gen.metrics.inception_score import inception_score
 from keras_gen.metrics.kid import kernel_inception_distance, polynomial_kernel, unbiased_mmd2
+from keras_gen.metrics.likelihood import BINARIZATIONS, binarize_images, bits_per_dim, elbo, iw_nll
 from keras_gen.metrics.precision_recall import knn_radii, precision_recall
 
 __all__ = [
@@ -38,4 +44,17 @@ __all__ = [
     "knn_radii",
     "mode_coverage",
     "stacked_mnist_modes",
+    "DomainClassifier",
+    "domain_classifier",
+    "train_domain_classifier",
+    "METRICS",
+    "evaluate",
+    "applicable_metrics",
+    "format_table",
+    "load_source",
+    "elbo",
+    "iw_nll",
+    "bits_per_dim",
+    "binarize_images",
+    "BINARIZATIONS",
 ]

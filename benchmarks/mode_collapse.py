@@ -1,0 +1,297 @@
+"""The mode-collapse benchmark of PacGAN (Lin et al. 2018, https://arxiv.org/abs/1712.04086), Tables 1-3.
+
+Trains the package's presets on the 2-D ring (8 Gaussians, sigma 0.01) and the 2-D grid (25 Gaussians,
+sigma 0.05) over several seeds, draws 2,500 samples from each trained generator and scores them with
+`keras_gen.metrics.mode_coverage` (VEEGAN / PacGAN: a sample is high quality within 3 sigma of its nearest mode;
+a mode is captured with at least one high-quality sample; reverse KL of the captured-mode histogram to uniform).
+With ``--stacked`` it also trains DCGAN-style presets on stacked MNIST and counts the digit triples of 26,000
+samples with the domain classifier (`keras_gen.metrics.evaluate`).
+
+The table puts the published rows (GAN and PacGAN's best, from the PacGAN paper) and the keras-gen goal beside
+the mean (± std) over seeds of each preset; the JSON holds every run; a scatter plot (or image grid) of the first
+seed of each preset goes next to the JSON.
+
+    python benchmarks/mode_collapse.py                     # 10 seeds: ring2d, pacgan-ring2d, grid2d, pacgan-grid2d
+    python benchmarks/mode_collapse.py --quick             # 1 seed, 5 epochs: a smoke test for CI
+    python benchmarks/mode_collapse.py --stacked --seeds 1 # + stacked MNIST (hours on 2 CPU cores; see --help)
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run from a checkout without installing
+
+DATASETS = {
+    "ring2d": {"title": "2D ring", "modes": 8},
+    "grid2d": {"title": "2D grid", "modes": 25},
+    "stacked_mnist": {"title": "stacked MNIST", "modes": 1000},
+}
+
+# PacGAN (Lin et al. 2018) Table 1 (2-D ring), Table 2 (2-D grid), Table 3 (stacked MNIST): the GAN / DCGAN row
+# and the best PacGAN row.
+PUBLISHED = {
+    "ring2d": [
+        ("GAN (PacGAN paper)", {"modes": 6.3, "high_quality": 0.982, "reverse_kl": 0.45}),
+        ("PacGAN, best row (PacGAN paper)", {"modes": 7.9, "high_quality": 0.956, "reverse_kl": 0.07}),
+    ],
+    "grid2d": [
+        ("GAN (PacGAN paper)", {"modes": 17.3, "high_quality": 0.948, "reverse_kl": 0.70}),
+        ("PacGAN, best row (PacGAN paper)", {"modes": 24.8, "high_quality": 0.936, "reverse_kl": 0.04}),
+    ],
+    "stacked_mnist": [
+        ("DCGAN (PacGAN paper)", {"modes": 99.0, "kl": 3.40}),
+        ("PacDCGAN, best row (PacGAN paper)", {"modes": 1000.0, "kl": 0.06}),
+    ],
+}
+GOAL = {
+    "ring2d": {"modes": 8.0, "high_quality": 0.98, "reverse_kl": 0.02},
+    "grid2d": {"modes": 25.0, "high_quality": 0.95, "reverse_kl": 0.02},
+    "stacked_mnist": {"modes": 1000.0, "kl": 0.05},
+}
+
+DEFAULT_PRESETS = ("ring2d", "pacgan-ring2d", "grid2d", "pacgan-grid2d")
+STACKED_PRESETS = ("dcgan-stacked-mnist", "pacgan-stacked-mnist")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 seed and 5 epochs per preset (a smoke test)")
+    parser.add_argument("--seeds", type=int, help="number of seeds 0..N-1 (default 10, or 1 with --quick)")
+    parser.add_argument("--epochs", type=int, help="override every preset's epochs (default: the preset's)")
+    parser.add_argument("--presets", help=f"comma-separated presets (default: {','.join(DEFAULT_PRESETS)})")
+    parser.add_argument(
+        "--stacked", action="store_true",
+        help="also train the stacked-MNIST presets (DCGAN on 50,000 28x28x3 images: about 3-6 steps/s on 2 CPU "
+        "cores, i.e. 2-4 min per epoch, ~1 h per 20-epoch run; a GPU makes it minutes)",
+    )
+    parser.add_argument("--stacked-epochs", type=int, help="epochs of the stacked-MNIST presets (default: preset's)")
+    parser.add_argument("--n", type=int, help="samples per evaluation (default 2,500 points / 26,000 stacked MNIST)")
+    parser.add_argument("--out", help="JSON file (default benchmarks/results/mode_collapse[_quick].json)")
+    parser.add_argument("--plots", help="folder for the plots (default: the JSON's folder)")
+    parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
+    parser.add_argument(
+        "--merge", action="store_true",
+        help="keep the other presets' results already in --out (to build one table from runs under 10 minutes each)",
+    )
+    args = parser.parse_args(argv)
+    if args.seeds is None:
+        args.seeds = 1 if args.quick else 10
+    if args.epochs is None and args.quick:
+        args.epochs = 5
+    for name in ("seeds", "epochs", "stacked_epochs", "n"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
+    names = args.presets.split(",") if args.presets else list(DEFAULT_PRESETS)
+    if args.stacked:
+        names += [p for p in STACKED_PRESETS if p not in names]
+    args.preset_names = [p.strip() for p in names if p.strip()]
+    if args.out is None:
+        args.out = os.path.join(ROOT, "benchmarks", "results", "mode_collapse_quick.json" if args.quick
+                                else "mode_collapse.json")
+    if args.plots is None:
+        args.plots = os.path.dirname(os.path.abspath(args.out))
+    return args
+
+
+def check_presets(names):
+    from keras_gen import presets
+
+    for name in names:
+        if name not in presets.PRESETS:
+            raise SystemExit(f"Unknown preset {name!r}. Valid presets: {', '.join(sorted(presets.PRESETS))}.")
+        dataset = presets.PRESETS[name]["dataset"]
+        if dataset not in DATASETS:
+            raise SystemExit(f"Preset {name!r} trains on {dataset!r}; this benchmark covers {', '.join(DATASETS)}.")
+
+
+def train_and_score(preset, seed, epochs, n, verbose):
+    """Trains one preset with one seed; returns (scores dict, samples for the plot)."""
+    import keras
+
+    from keras_gen import data, presets
+    from keras_gen.metrics import evaluate
+
+    config = presets.get_config(preset, seed=seed, epochs=epochs)
+    keras.utils.set_random_seed(seed)
+    dataset = data.load_dataset(config.dataset, split="train", batch_size=config.batch_size, seed=seed)
+    model = presets.build_model(config)
+    start = time.perf_counter()
+    model.fit(dataset, epochs=config.epochs, verbose=verbose)
+    seconds = time.perf_counter() - start
+    result = evaluate(model, ["coverage"], dataset=config.dataset, n=n, seed=seed, progress=False)
+    coverage = result["metrics"]["coverage"]
+    run = {"seed": seed, "epochs": config.epochs, "seconds": round(seconds, 1), "num_samples": result["num_samples"]}
+    keys = ("modes", "high_quality", "reverse_kl", "counts") if "high_quality" in coverage else ("modes", "kl")
+    run.update({k: coverage[k] for k in keys})
+    if "high_quality" not in coverage:
+        run["extractor"] = result["extractor"]
+    samples = model.generate(64 if config.dataset == "stacked_mnist" else 2500, seed=seed)
+    return run, samples, config
+
+
+def summarize(runs, keys):
+    """Mean and std over runs; an undefined value (None: no high-quality sample, so no KL) makes them NaN."""
+    import numpy as np
+
+    def values(k):
+        return np.array([np.nan if r[k] is None else r[k] for r in runs], dtype=float)
+
+    return ({k: float(np.mean(values(k))) for k in keys}, {k: float(np.std(values(k))) for k in keys})
+
+
+def _strict(value):
+    """NaN -> None, recursively, so the report is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
+
+
+def goal_met(dataset, mean):
+    goal = GOAL[dataset]
+    if dataset == "stacked_mnist":
+        return mean["modes"] >= goal["modes"] - 0.5 and mean["kl"] <= goal["kl"]
+    return (mean["modes"] >= goal["modes"] - 1e-9 and mean["high_quality"] >= goal["high_quality"]
+            and mean["reverse_kl"] <= goal["reverse_kl"])
+
+
+def _cell(mean, std, key, scale=1.0, digits=1, seeds=1):
+    value = f"{mean[key] * scale:.{digits}f}"
+    return value if seeds == 1 else f"{value} ± {std[key] * scale:.{digits}f}"
+
+
+def format_tables(results):
+    """PacGAN-style Markdown tables, one per dataset: published rows, the goal, then each preset (mean ± std over
+    its seeds)."""
+    lines = []
+    for dataset, spec in DATASETS.items():
+        rows = {name: r for name, r in results.items() if r["dataset"] == dataset}
+        if not rows:
+            continue
+        stacked = dataset == "stacked_mnist"
+        n = next(iter(rows.values()))["runs"][0]["num_samples"]
+        lines.append(f"### {spec['title']} ({spec['modes']} modes): {n:,} samples per run, mean ± std over seeds")
+        lines.append("")
+        if stacked:
+            lines += ["| | modes (of 1000) | KL to uniform | goal met | seeds | s / run |", "|---|---|---|---|---|---|"]
+            for label, value in PUBLISHED[dataset]:
+                lines.append(f"| {label} | {value['modes']:.0f} | {value['kl']:.2f} | | | |")
+            goal = GOAL[dataset]
+            lines.append(f"| **keras-gen goal** | **{goal['modes']:.0f}** | **≤ {goal['kl']}** | | | |")
+            for name, r in rows.items():
+                m, s, num_seeds = r["mean"], r["std"], len(r["runs"])
+                lines.append(
+                    f"| {name} | {_cell(m, s, 'modes', seeds=num_seeds)} | "
+                    f"{_cell(m, s, 'kl', digits=3, seeds=num_seeds)}"
+                    f" | {'yes' if r['goal_met'] else 'no'} | {num_seeds} | {r['seconds_per_run']:.0f} |"
+                )
+        else:
+            lines += [
+                f"| | modes (of {spec['modes']}) | high-quality samples (%) | reverse KL | goal met | seeds | s / run |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for label, value in PUBLISHED[dataset]:
+                lines.append(f"| {label} | {value['modes']:.1f} | {100 * value['high_quality']:.1f} | "
+                             f"{value['reverse_kl']:.2f} | | | |")
+            goal = GOAL[dataset]
+            lines.append(f"| **keras-gen goal** | **{goal['modes']:.1f}** | **≥ {100 * goal['high_quality']:.0f}** | "
+                         f"**≤ {goal['reverse_kl']}** | | | |")
+            for name, r in rows.items():
+                m, s, num_seeds = r["mean"], r["std"], len(r["runs"])
+                lines.append(
+                    f"| {name} | {_cell(m, s, 'modes', seeds=num_seeds)} | "
+                    f"{_cell(m, s, 'high_quality', 100, seeds=num_seeds)} | "
+                    f"{_cell(m, s, 'reverse_kl', digits=3, seeds=num_seeds)} | "
+                    f"{'yes' if r['goal_met'] else 'no'} | {num_seeds} | {r['seconds_per_run']:.0f} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save_plot(samples, config, path):
+    from keras_gen.data import mixture_modes
+    from keras_gen.images import save_image_grid, save_scatter
+
+    if config.dataset == "stacked_mnist":
+        return save_image_grid(samples, path)
+    centers, _ = mixture_modes(config.dataset)
+    return save_scatter(samples, path, centers=centers, title=f"{config.preset} (seed {config.seed})")
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = parse_args(argv)
+    check_presets(args.preset_names)
+    from keras_gen import presets
+
+    start = time.perf_counter()
+    stem = os.path.splitext(os.path.basename(args.out))[0]
+    seeds = list(range(args.seeds))
+    results = {}
+    for name in args.preset_names:
+        dataset = presets.PRESETS[name]["dataset"]
+        epochs = args.stacked_epochs if dataset == "stacked_mnist" and args.stacked_epochs else args.epochs
+        n = args.n or (26_000 if dataset == "stacked_mnist" else 2_500)
+        runs = []
+        for seed in seeds:
+            run, samples, config = train_and_score(name, seed, epochs, n, args.verbose)
+            runs.append(run)
+            scores = ", ".join(f"{k}={run[k]}" for k in ("modes", "high_quality", "reverse_kl", "kl") if k in run)
+            print(f"{name} seed {seed}: {scores} ({run['seconds']:.0f} s training)", flush=True)
+            if seed == seeds[0]:
+                save_plot(samples, config, os.path.join(args.plots, f"{stem}_{name}.png"))
+        keys = ("modes", "kl") if dataset == "stacked_mnist" else ("modes", "high_quality", "reverse_kl")
+        mean, std = summarize(runs, keys)
+        results[name] = {
+            "dataset": dataset,
+            "description": presets.PRESETS[name]["description"],
+            "epochs": runs[0]["epochs"],
+            "runs": runs,
+            "mean": mean,
+            "std": std,
+            "goal_met": goal_met(dataset, mean),
+            "seconds_per_run": sum(r["seconds"] for r in runs) / len(runs),
+        }
+    wall = time.perf_counter() - start
+    command = ("python benchmarks/mode_collapse.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    for r in results.values():
+        r.update(command=command, wall_seconds=round(wall, 1))
+    invocations = [{"command": command, "wall_seconds": round(wall, 1), "presets": list(results)}]
+    if args.merge and os.path.isfile(args.out):
+        with open(args.out) as f:
+            previous = json.load(f)
+        results = {**{k: v for k, v in previous.get("results", {}).items() if k not in results}, **results}
+        invocations = previous.get("invocations", []) + invocations
+    table = format_tables(results)
+    print(table)
+    print(f"Command: {command}\nWall time: {wall:.0f} s ({os.cpu_count()} CPU cores, {platform.machine()})")
+    report = {
+        "command": command,
+        "wall_seconds": round(wall, 1),
+        "invocations": invocations,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "seeds": seeds,
+        "epochs_override": args.epochs,
+        "published": {d: [{"row": label, **values} for label, values in rows] for d, rows in PUBLISHED.items()},
+        "goal": GOAL,
+        "results": results,
+        "table": table,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(_strict(report), f, indent=2, allow_nan=False)
+        f.write("\n")
+    print(f"Wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

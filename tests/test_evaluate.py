@@ -1,0 +1,388 @@
+"""Evaluation end to end: the domain classifier, `evaluate`, stacked MNIST, the mode-collapse alarm, the
+`keras-gen evaluate` command and the mode-collapse benchmark.
+
+Expected values are constructed (points placed on known modes, a sampler that returns real digits, channels
+that are known test digits) or computed here with NumPy, never copied from the code's output.
+"""
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from keras_gen import data, presets
+from keras_gen.callbacks import ModeCollapseAlarm
+from keras_gen.metrics import (
+    METRICS,
+    DomainClassifier,
+    domain_classifier,
+    evaluate,
+    fid_from_features,
+    format_table,
+    train_domain_classifier,
+)
+from tests.test_cli import keras_gen
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(epochs=1, num_samples=256, width=4, batch_size=32)
+
+
+# ------------------------------------------------------------------------------------------- the domain classifier
+@pytest.fixture(scope="module")
+def digits_classifier():
+    """A small classifier of the 8x8 digits (a few seconds): good enough to tell digits from shifted digits."""
+    return train_domain_classifier("digits", epochs=4, width=8, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def mnist_classifier(tmp_path_factory):
+    return domain_classifier("mnist", path=tmp_path_factory.mktemp("cache") / "tiny.keras", **TINY)
+
+
+def test_classifier_training_is_deterministic_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_GEN_CACHE", str(tmp_path / "a"))
+    first = domain_classifier("mnist", **TINY)
+    monkeypatch.setenv("KERAS_GEN_CACHE", str(tmp_path / "b"))
+    second = domain_classifier("mnist", **TINY)
+    assert first.path.startswith(str(tmp_path / "a")) and second.path.startswith(str(tmp_path / "b"))
+    # Non-default training arguments never take the default file's name.
+    assert os.path.basename(first.path) != "mnist_classifier.keras"
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    # A later call loads the file instead of training again (the file is not rewritten).
+    stamp = os.stat(second.path).st_mtime_ns
+    again = domain_classifier("mnist", **TINY)
+    assert os.stat(second.path).st_mtime_ns == stamp
+    for a, b in zip(second.model.get_weights(), again.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    described = again.describe()
+    assert described["name"] == "mnist_classifier" and described["path"] == second.path
+    assert described["accuracy"] == second.accuracy and 0.0 <= described["accuracy"] <= 1.0
+    assert described["num_test"] == 500 and described["training"]["num_samples"] == 256
+
+
+def test_classifier_outputs(mnist_classifier):
+    x, _ = data.load_arrays("mnist", "test", num_samples=10)
+    features = mnist_classifier.features(x)
+    assert features.shape == (10, mnist_classifier.feature_dim) == (10, 16)
+    np.testing.assert_array_equal(mnist_classifier(x), features)
+    p = mnist_classifier.probabilities(x[..., 0])  # (N, H, W) is read as grayscale
+    assert p.shape == (10, 10) and np.all(p >= 0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(mnist_classifier.predict(x), np.argmax(p, axis=1))
+
+
+def test_classifier_errors(mnist_classifier, tmp_path):
+    with pytest.raises(ValueError, match="28, 28, 1"):
+        mnist_classifier.features(np.zeros((2, 8, 8, 1)))
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        mnist_classifier.features(np.full((2, 28, 28, 1), 255.0))
+    with pytest.raises(ValueError, match="valid: mnist, digits"):
+        domain_classifier("cifar10")
+    with pytest.raises(ValueError, match="epochs"):
+        domain_classifier("mnist", epochs=0)
+    with pytest.raises(FileNotFoundError, match="No domain classifier"):
+        DomainClassifier.load(tmp_path / "missing.keras")
+
+
+def test_digits_classifier_learns(digits_classifier):
+    # 10 classes: chance is 0.1. A few epochs of a small CNN on 1,617 digits is far above it on the held-out 180.
+    assert digits_classifier.accuracy > 0.8
+    assert digits_classifier.describe()["num_test"] == 180
+
+
+@pytest.mark.slow
+def test_default_mnist_classifier_accuracy():
+    classifier = domain_classifier("mnist")  # the user's cache: trained once (~30-60 s on 2 cores), then loaded
+    assert classifier.accuracy >= 0.95
+    assert os.path.basename(classifier.path) == "mnist_classifier.keras"
+
+
+# ------------------------------------------------------------------------------------------- evaluate: samplers
+class ArraySampler:
+    """A stand-in for a generative model: ``generate(n, seed)`` returns rows of a fixed array, cycling."""
+
+    def __init__(self, array):
+        self.array = np.asarray(array, dtype=np.float32)
+
+    def generate(self, n, seed=None):
+        return self.array[np.arange(n) % len(self.array)]
+
+
+class DictSampler:
+    """The export-style interface: ``sample(n, seed)`` returning a dict of outputs."""
+
+    def __init__(self, array):
+        self.array = np.asarray(array, dtype=np.float32)
+
+    def sample(self, n, seed=0):
+        rows = np.random.default_rng(seed).integers(0, len(self.array), n)
+        return {"images": self.array[rows], "z": np.zeros((n, 2), np.float32)}
+
+
+def test_evaluate_real_digits_beat_shifted_digits(digits_classifier):
+    train, _ = data.load_arrays("digits", "train")
+    shifted = np.clip(np.roll(train, 2, axis=2) * 0.5 + 0.3, -1, 1)  # moved right, washed out
+    kwargs = dict(n=600, classifier=digits_classifier, progress=False, dataset="digits", kid_subsets=20,
+                  batch_size=600)  # one call: ArraySampler cycles from row 0 in every call
+    real = evaluate(ArraySampler(train), **kwargs)
+    fake = evaluate(DictSampler(shifted), **kwargs)
+    assert set(real["metrics"]) == set(METRICS)  # digits with the classifier: everything applies
+    assert real["metrics"]["fid"]["value"] < 0.2 * fake["metrics"]["fid"]["value"]
+    assert real["metrics"]["kid"]["mean"] < 0.2 * fake["metrics"]["kid"]["mean"]
+    assert real["metrics"]["pr"]["precision"] > fake["metrics"]["pr"]["precision"]
+    assert real["metrics"]["coverage"]["modes"] == 10 and real["metrics"]["coverage"]["num_modes"] == 10
+    # Provenance: the extractor and the sample counts are recorded with every number.
+    assert real["extractor"]["name"] == "digits_classifier"
+    assert real["extractor"]["accuracy"] == digits_classifier.accuracy
+    for entry in real["metrics"].values():
+        assert entry["extractor"] == "digits_classifier" and entry["num_samples"] == 600 and entry["num_real"] == 180
+    # The FID is the one of the features, computed independently here.
+    features = digits_classifier.features
+    test_digits = data.load_arrays("digits", "test")[0]
+    expected = fid_from_features(features(test_digits), features(train[np.arange(600) % 1617]))
+    assert real["metrics"]["fid"]["value"] == pytest.approx(expected, rel=1e-9)
+    json.dumps(real)  # JSON-able
+    table = format_table(real)
+    assert table.splitlines()[0].startswith("| metric |") and "| FID |" in table and "digits_classifier" in table
+
+
+def test_evaluate_is_deterministic_for_a_seed():
+    x, _ = data.load_arrays("ring2d", "test")
+    kwargs = dict(metrics=["fid"], n=300, progress=False, dataset="ring2d", batch_size=100)
+    a = evaluate(DictSampler(x), seed=3, **kwargs)["metrics"]["fid"]["value"]
+    b = evaluate(DictSampler(x), seed=3, **kwargs)["metrics"]["fid"]["value"]
+    c = evaluate(DictSampler(x), seed=4, **kwargs)["metrics"]["fid"]["value"]
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize("name", ["ring2d", "grid2d"])
+def test_evaluate_coverage_on_constructed_points(name):
+    centers, sigma = data.mixture_modes(name)
+    k = 5
+    on_modes = centers[:k]  # exactly on the first k modes
+    far = centers[:1] + np.array([[0.5, 0.5]], dtype=np.float32)  # 0.5 from a mode: far beyond 3 sigma
+    points = np.concatenate([np.repeat(on_modes, 3, axis=0), far], axis=0)  # 15 high-quality points, 1 not
+    # 4 generator calls of 400 = 25 whole cycles each (ArraySampler restarts at row 0 in every call).
+    result = evaluate(ArraySampler(points), metrics="coverage", n=1600, batch_size=400, progress=False, dataset=name)
+    coverage = result["metrics"]["coverage"]
+    assert coverage["modes"] == k and coverage["num_modes"] == len(centers)
+    assert coverage["high_quality"] == pytest.approx(15 / 16)
+    assert coverage["reverse_kl"] == pytest.approx(math.log(len(centers) / k))  # k modes used equally
+    assert coverage["counts"] == [300] * k + [0] * (len(centers) - k)
+    assert list(result["metrics"]) == ["coverage"] and result["extractor"]["name"] == "identity"
+
+
+def test_evaluate_defaults_for_points_and_errors():
+    x, _ = data.load_arrays("ring2d", "test")
+    result = evaluate(ArraySampler(x), n=2500, batch_size=2500, progress=False, dataset="ring2d", kid_subsets=5)
+    assert list(result["metrics"]) == ["fid", "kid", "pr", "coverage"]  # no IS for points
+    assert result["num_samples"] == 2500 and result["metrics"]["coverage"]["modes"] == 8
+    assert result["metrics"]["fid"]["value"] < 1e-9  # the same 2,500 points
+    with pytest.raises(ValueError, match="Valid metrics: fid, kid, is, pr, coverage"):
+        evaluate(ArraySampler(x), metrics=["fid", "bogus"], dataset="ring2d", progress=False)
+    with pytest.raises(ValueError, match="do not apply.*is: it needs class probabilities"):
+        evaluate(ArraySampler(x), metrics="is", dataset="ring2d", progress=False)
+    with pytest.raises(ValueError, match="dataset=NAME"):
+        evaluate(ArraySampler(x), progress=False)
+    with pytest.raises(ValueError, match="makes samples of shape"):
+        evaluate(ArraySampler(np.zeros((4, 3))), dataset="ring2d", progress=False, n=10)
+    with pytest.raises(TypeError, match="generate"):
+        evaluate(object(), dataset="ring2d")
+    with pytest.raises(FileNotFoundError, match="Nothing to evaluate"):
+        evaluate("/no/such/run", progress=False)
+    with pytest.raises(ValueError, match="Unknown extractor"):
+        evaluate(ArraySampler(x), dataset="ring2d", extractor="vgg")
+
+
+# ------------------------------------------------------------------------------------------- stacked MNIST
+def test_stacked_mnist_channels_are_labelled_digits():
+    x, y = data.load_arrays("stacked_mnist", "test", num_samples=50)
+    digits, labels = data.load_arrays("mnist", "test")
+    assert x.shape == (50, 28, 28, 3) and x.dtype == np.float32 and y.dtype == np.int32
+    for i in range(50):
+        for channel, place in enumerate((100, 10, 1)):
+            match = np.flatnonzero(np.all(digits[..., 0] == x[i, :, :, channel], axis=(1, 2)))
+            assert match.size and labels[match[0]] == y[i] // place % 10
+    info = data.dataset_info("stacked_mnist")
+    assert info["shape"] == (28, 28, 3) and info["num_classes"] == 1000 and info["splits"]["train"] == 50_000
+    # Deterministic from the seed, different for another seed, and the lazy tf.data path gives the same images.
+    np.testing.assert_array_equal(data.load_arrays("stacked_mnist", "test", num_samples=50)[0], x)
+    assert not np.array_equal(data.load_arrays("stacked_mnist", "test", num_samples=50, seed=1)[0], x)
+    batch, batch_labels = next(iter(data.load_dataset("stacked_mnist", "test", batch_size=50, shuffle=False,
+                                                      num_samples=50)))
+    np.testing.assert_array_equal(batch.numpy(), x)
+    np.testing.assert_array_equal(batch_labels.numpy(), y)
+
+
+def test_stacked_mnist_evaluation_counts_predicted_triples(mnist_classifier):
+    x, _ = data.load_arrays("stacked_mnist", "test", num_samples=300)
+    result = evaluate(ArraySampler(x), metrics=["coverage", "is"], n=300, dataset="stacked_mnist",
+                      classifier=mnist_classifier, progress=False)
+    # Independent count: the classifier's digit for each channel, triples counted with NumPy.
+    digits = np.stack([mnist_classifier.predict(x[..., c]) for c in range(3)], axis=1)
+    codes = digits @ np.array([100, 10, 1])
+    counts = np.bincount(codes, minlength=1000)
+    q = counts[counts > 0] / 300
+    coverage = result["metrics"]["coverage"]
+    assert coverage["modes"] == len(np.unique(codes)) and coverage["num_modes"] == 1000
+    assert coverage["kl"] == pytest.approx(float(np.sum(q * np.log(q * 1000))))
+    assert result["extractor"]["name"] == "mnist_classifier_per_channel"
+    assert 1.0 <= result["metrics"]["is"]["mean"] <= 1000.0
+
+
+# ------------------------------------------------------------------------------------------- the alarm
+class SwitchingGenerator:
+    """Ring points over all 8 modes until `collapse_at` epochs have passed, then all on mode 0."""
+
+    def __init__(self, collapse_at=None):
+        self.centers, _ = data.mixture_modes("ring2d")
+        self.collapse_at = collapse_at
+        self.epoch = 0
+
+    def generate(self, n, seed=None):
+        modes = np.arange(n) % 8
+        if self.collapse_at is not None and self.epoch >= self.collapse_at:
+            modes[:] = 0
+        return self.centers[modes]
+
+
+def _run_alarm(alarm, generator, epochs):
+    alarm.set_model(generator)
+    alarm.on_train_begin()
+    logged = []
+    for epoch in range(epochs):
+        generator.epoch = epoch
+        logs = {"d_loss": 1.0}
+        alarm.on_epoch_end(epoch, logs)
+        logged.append(logs[alarm.name])
+    return logged
+
+
+def test_alarm_fires_on_a_collapse(capsys):
+    alarm = ModeCollapseAlarm("ring2d", n=80, drop=2)
+    with pytest.warns(RuntimeWarning, match="Mode collapse"):
+        logged = _run_alarm(alarm, SwitchingGenerator(collapse_at=3), epochs=5)
+    assert logged == [8, 8, 8, 1, 1]
+    assert alarm.alarms == [(3, 1, 8)]  # once, at the epoch of the fall
+    assert "modes_covered fell to 1" in capsys.readouterr().err
+
+
+def test_alarm_is_silent_on_a_healthy_run():
+    alarm = ModeCollapseAlarm("ring2d", n=80, every=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logged = _run_alarm(alarm, SwitchingGenerator(collapse_at=None), epochs=5)
+    assert logged == [8] * 5 and alarm.alarms == []
+    assert [epoch for epoch, _ in alarm.history] == [0, 1, 3]  # first epoch, then every 2
+
+
+def test_alarm_entropy_with_a_classifier():
+    class ModeClassifier:
+        """One-hot 'class' = index of the nearest ring mode (10 classes, two never used)."""
+
+        def probabilities(self, points):
+            centers, _ = data.mixture_modes("ring2d")
+            nearest = np.argmin(np.linalg.norm(points[:, None] - centers[None], axis=-1), axis=1)
+            return np.eye(10)[nearest]
+
+    alarm = ModeCollapseAlarm(ModeClassifier(), n=80)
+    with pytest.warns(RuntimeWarning):
+        logged = _run_alarm(alarm, SwitchingGenerator(collapse_at=2), epochs=3)
+    assert alarm.name == "mode_entropy"
+    np.testing.assert_allclose(logged, [math.log(8), math.log(8), 0.0], atol=1e-12)
+
+
+def test_alarm_errors():
+    with pytest.raises(ValueError, match="every"):
+        ModeCollapseAlarm("ring2d", every=0)
+    with pytest.raises(ValueError, match="not a Gaussian mixture"):
+        ModeCollapseAlarm("mnist")
+    with pytest.raises(TypeError, match="monitor"):
+        ModeCollapseAlarm(42)
+
+
+def test_alarm_in_fit_is_recorded_by_csv_logger(tmp_path):
+    config = presets.get_config(
+        "ring2d", batch_size=64,
+        networks={"generator": {"latent_dim": 2, "hidden": [8]}, "discriminator": {"hidden": [8]}},
+    )
+    model = presets.build_model(config)
+    x, _ = data.load_arrays("ring2d", "train", num_samples=256)
+    alarm = ModeCollapseAlarm("ring2d", n=100)
+    csv_path = tmp_path / "history.csv"
+    model.fit(x, batch_size=64, epochs=2, verbose=0, callbacks=[alarm, keras.callbacks.CSVLogger(str(csv_path))])
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["modes_covered"]) for r in rows] == [v for _, v in alarm.history]
+
+
+# ------------------------------------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def ring_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "ring"
+    result = keras_gen("train", "ring2d", "--epochs", 1, "--out", out, "--verbose", 0)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_cli_evaluate_writes_json_and_table(ring_run):
+    result = keras_gen("evaluate", ring_run, "--metrics", "coverage,fid", "--n", 500, "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| modes covered |" in result.stdout and "| FID |" in result.stdout
+    saved = json.loads((ring_run / "eval.json").read_text())
+    assert set(saved) >= {"source", "dataset", "num_samples", "num_real", "extractor", "metrics", "seed"}
+    assert saved["dataset"] == "ring2d" and saved["num_samples"] == 500 and saved["source"]["type"] == "run"
+    assert list(saved["metrics"]) == ["fid", "coverage"]
+    assert set(saved["metrics"]["coverage"]) >= {"modes", "num_modes", "high_quality", "reverse_kl", "counts"}
+
+
+def test_cli_evaluate_errors(ring_run, tmp_path, capsys):
+    from keras_gen import cli  # in-process: the same code path as the console script, without a new interpreter
+
+    with pytest.raises(SystemExit) as exit_info:  # argparse rejects unknown names before anything is loaded
+        cli.main(["evaluate", str(ring_run), "--metrics", "fid,bogus"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "bogus" in err and "fid, kid, is, pr, coverage" in err
+    assert cli.main(["evaluate", str(ring_run), "--metrics", "is", "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "do not apply" in err and "is: it needs class probabilities" in err and not (tmp_path / "x.json").exists()
+    assert cli.main(["evaluate", str(tmp_path / "nothing")]) == 2
+    assert "Nothing to evaluate" in capsys.readouterr().err
+
+
+def test_evaluate_an_export_like_its_run(ring_run, tmp_path):
+    export = pytest.importorskip("keras_gen.export")
+    if not hasattr(export, "load"):
+        pytest.skip("keras_gen.export has no load() yet")
+    result = export.export_run(ring_run, base_dir=tmp_path / "exports", formats="savedmodel")
+    from_export = evaluate(result.path, metrics="coverage", progress=False)
+    from_run = evaluate(ring_run, metrics="coverage", progress=False)
+    assert from_export["source"]["type"] == "export" and from_export["dataset"] == "ring2d"  # from the manifest
+    # The artifact reproduces model.generate(n, seed), so the counts agree exactly.
+    assert from_export["metrics"]["coverage"]["counts"] == from_run["metrics"]["coverage"]["counts"]
+
+
+# ------------------------------------------------------------------------------------------- the benchmark
+def test_benchmark_quick_run(tmp_path):
+    out = tmp_path / "mode_collapse.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "mode_collapse.py"), "--quick", "--epochs", "1",
+         "--presets", "ring2d,grid2d", "--out", str(out), "--plots", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2D ring" in result.stdout and "PacGAN" in result.stdout and "keras-gen goal" in result.stdout
+    saved = json.loads(out.read_text())
+    assert saved["seeds"] == [0] and set(saved["results"]) == {"ring2d", "grid2d"}
+    run = saved["results"]["ring2d"]["runs"][0]
+    assert set(run) >= {"seed", "modes", "high_quality", "reverse_kl", "seconds"}
+    assert (tmp_path / "mode_collapse_ring2d.png").is_file()
