@@ -11,15 +11,18 @@ on their own: ``import keras_gen.export``.
 
 __version__ = "0.1.0"
 
-from keras_gen import latent, losses, networks
+from keras_gen import latent, losses, metrics, networks
 from keras_gen.data import dataset_info, load_arrays, load_dataset
-from keras_gen.models import GAN
+from keras_gen.models import GAN, VAE, VQVAE, PixelCNN
 from keras_gen.presets import PRESETS, RunConfig, build_model, get_config, list_presets
 from keras_gen.runs import load_run, train_run
 
 __all__ = [
     "GAN",
     "PRESETS",
+    "PixelCNN",
+    "VAE",
+    "VQVAE",
     "RunConfig",
     "build_model",
     "dataset_info",
@@ -30,6 +33,7 @@ __all__ = [
     "load_dataset",
     "load_run",
     "losses",
+    "metrics",
     "networks",
     "train_run",
 ]

@@ -73,22 +73,20 @@ def save_image_grid(images, path, nrow=None, value_range=(-1.0, 1.0), min_size=2
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
-def _figure():
-    import matplotlib
+def _figure(figsize):
+    # A bare Figure with its own Agg canvas: no pyplot, so a notebook's inline backend is left alone.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize, dpi=100)
+    return fig, fig.add_subplot()
 
 
 def save_scatter(points, path, centers=None, title=None, limits=None):
     """Scatter plot of 2-D samples (and the true mode centres, if given) as a PNG."""
-    plt = _figure()
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"Expected 2-D points of shape (N, 2), got {points.shape}.")
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    fig, ax = _figure((5, 5))
     ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, color="tab:blue", label="samples")
     if centers is not None:
         centers = np.asarray(centers)
@@ -103,16 +101,12 @@ def save_scatter(points, path, centers=None, title=None, limits=None):
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def save_loss_plot(history, path, title=None):
     """Plots each logged series of ``history`` (``{name: [value per epoch]}``) against the epoch, as a PNG."""
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, ax = _figure((7, 4))
     for name, values in sorted(history.items()):
         values = np.asarray(values, dtype="float64")
         if values.size:
@@ -124,7 +118,4 @@ def save_loss_plot(history, path, title=None):
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))

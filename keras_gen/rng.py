@@ -17,7 +17,7 @@ __all__ = ["uniform", "normal", "seed_tensor"]
 # taken for the whole global batch (every replica computes the same numbers from the same seed) and sliced, so a
 # distributed step uses exactly the numbers one device would use on the global batch.
 
-_TWO_POW_MINUS_24 = 1.0 / (1 << 24)
+_TWO_POW_MINUS_23 = 1.0 / (1 << 23)
 
 
 def seed_tensor(seed):
@@ -45,7 +45,7 @@ def _replica_slice(draw, shape, seed):
 
 
 def uniform(shape, seed, dtype="float32"):
-    """Uniform floats in the open interval (0, 1): 24 random bits per value, offset by half a step.
+    """Uniform floats in the open interval (0, 1): 23 random bits per value, offset by half a step.
 
     Args:
         shape: output shape (ints or scalar tensors).
@@ -61,7 +61,8 @@ def _uniform(shape, seed, dtype):
     bits = tf.random.stateless_uniform(
         shape, seed=seed_tensor(seed), minval=None, maxval=None, dtype=tf.uint32, alg="philox"
     )
-    values = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * _TWO_POW_MINUS_24
+    # 23 bits, so the largest value, 1 - 2**-24, is exact in float32 (with 24 bits it would round up to 1.0).
+    values = (tf.cast(tf.bitwise.right_shift(bits, 9), tf.float32) + 0.5) * _TWO_POW_MINUS_23
     return tf.cast(values, dtype)
 
 

@@ -6,7 +6,23 @@ from keras import ops
 
 from keras_gen import rng
 
-__all__ = ["GenerativeModel", "check_count"]
+__all__ = ["GenerativeModel", "check_count", "num_replicas", "uses_float16"]
+
+
+def num_replicas():
+    """Replicas of the current `tf.distribute` strategy (1 outside one): losses are divided by it before the
+    gradients, which the optimizer sums over replicas."""
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def uses_float16(network):
+    """Whether any layer of ``network`` computes in float16 (then its optimizer needs loss scaling)."""
+    return any(
+        getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.compute_dtype == "float16"
+        for layer in network._flatten_layers(include_self=True)
+    )
 
 
 def check_count(n):

@@ -7,29 +7,16 @@ from keras import ops
 
 from keras_gen import losses as losses_lib
 from keras_gen import rng
-from keras_gen.models.base import GenerativeModel
+from keras_gen.models.base import GenerativeModel, num_replicas, uses_float16
 from keras_gen.networks.layers import Pack
 
 __all__ = ["GAN"]
-
-
-def _num_replicas():
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def _multi_worker():
     import tensorflow as tf
 
     return isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
-
-
-def _uses_float16(network):
-    return any(
-        getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.compute_dtype == "float16"
-        for layer in network._flatten_layers(include_self=True)
-    )
 
 
 def _packing_of(discriminator):
@@ -173,7 +160,7 @@ class GAN(GenerativeModel):
         if loss_scale not in ("auto", True, False):
             raise ValueError(f"`loss_scale` must be 'auto', True or False, got {loss_scale!r}.")
         scale = loss_scale is True or (
-            loss_scale == "auto" and (_uses_float16(self.generator) or _uses_float16(self.discriminator))
+            loss_scale == "auto" and (uses_float16(self.generator) or uses_float16(self.discriminator))
         )
         if scale:
             d_optimizer = self._loss_scaled(d_optimizer)
@@ -316,7 +303,7 @@ class GAN(GenerativeModel):
                 r1 = losses_lib.r1_penalty(self.discriminator, real, labels, loss_scale=loss_scale)
                 total = total + 0.5 * self.r1_weight * r1
                 logs["r1"] = r1
-            scaled = total / _num_replicas()
+            scaled = total / num_replicas()
             if isinstance(self.d_optimizer, keras.optimizers.LossScaleOptimizer):
                 scaled = self.d_optimizer.scale_loss(scaled)
         self._apply(self.d_optimizer, scaled, tape, self.discriminator.trainable_variables)
@@ -334,7 +321,7 @@ class GAN(GenerativeModel):
             fake = self.generator(self._inputs(z, labels), training=True)
             fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
             g_loss = self.generator_loss_fn(ops.cast(fake_logits, "float32"))
-            scaled = g_loss / _num_replicas()
+            scaled = g_loss / num_replicas()
             if isinstance(self.g_optimizer, keras.optimizers.LossScaleOptimizer):
                 scaled = self.g_optimizer.scale_loss(scaled)
         self._apply(self.g_optimizer, scaled, tape, self.generator.trainable_variables)

@@ -7,26 +7,12 @@ import numpy as np
 from keras import ops
 
 from keras_gen import rng
-from keras_gen.models.base import GenerativeModel, check_count
+from keras_gen.models.base import GenerativeModel, check_count, num_replicas, uses_float16
 from keras_gen.networks.pixel_cnn import GatedActivation, MaskedConv2D
 
 __all__ = ["PixelCNN"]
 
 _LOG_2 = float(np.log(2.0))
-
-
-def _num_replicas():
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def uses_float16(network):
-    """Whether any layer of ``network`` computes in float16 (then its optimizer needs loss scaling)."""
-    return any(
-        getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.compute_dtype == "float16"
-        for layer in network._flatten_layers(include_self=True)
-    )
 
 
 def resolve_optimizer(optimizer, default_learning_rate=1e-3):
@@ -50,7 +36,7 @@ def check_loss_scale(loss_scale):
 
 def scale_for(optimizer, loss):
     """The loss to differentiate: divided by the replica count, and loss-scaled for a `LossScaleOptimizer`."""
-    scaled = loss / _num_replicas()
+    scaled = loss / num_replicas()
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         scaled = optimizer.scale_loss(scaled)
     return scaled

@@ -9,25 +9,12 @@ from keras import ops
 
 from keras_gen import losses as losses_lib
 from keras_gen import rng
-from keras_gen.models.base import GenerativeModel
+from keras_gen.models.base import GenerativeModel, num_replicas, uses_float16
 
 __all__ = ["VAE", "LIKELIHOODS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 """The decoder's observation models: Bernoulli logits or Gaussian means with a fixed ``sigma``."""
-
-
-def _num_replicas():
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def _uses_float16(network):
-    return any(
-        getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.compute_dtype == "float16"
-        for layer in network._flatten_layers(include_self=True)
-    )
 
 
 def _check_batch_size(batch_size):
@@ -185,7 +172,7 @@ class VAE(GenerativeModel):
             optimizer = keras.optimizers.Adam(learning_rate=1e-3)
         super().compile(optimizer=optimizer, **kwargs)
         scale = loss_scale is True or (
-            loss_scale == "auto" and (_uses_float16(self.encoder) or _uses_float16(self.decoder))
+            loss_scale == "auto" and (uses_float16(self.encoder) or uses_float16(self.decoder))
         )
         if scale and not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
             self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer, name="loss_scale_optimizer")
@@ -336,7 +323,7 @@ class VAE(GenerativeModel):
         images, labels = self._unpack(data)
         with tf.GradientTape() as tape:
             loss = self._compute_loss(x=images, y=labels, training=True)
-            scaled = loss / _num_replicas()  # the optimizer sums the replicas' gradients
+            scaled = loss / num_replicas()  # the optimizer sums the replicas' gradients
             if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
                 scaled = self.optimizer.scale_loss(scaled)
         variables = self.trainable_variables
