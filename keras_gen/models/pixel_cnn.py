@@ -344,7 +344,7 @@ class PixelCNN(GenerativeModel):
             gumbel = -tf.math.log(-tf.math.log(u))  # (B, H, W, L)
             levels = tf.zeros(tf.shape(noise)[:3], tf.int32)  # (B, H, W), filled in raster order
 
-            def body(i, levels):
+            def body(i, levels, labels=labels):  # labels bound here: autograph loses the closure
                 row, col = i // width, i % width
                 top = tf.maximum(row - (band - 1), 0)
                 logits = band_logits(levels, top, labels)  # (B, band, W, L)
