@@ -39,7 +39,45 @@ def non_finite_logs(logs):
     return bad
 
 
-class SampleGrid(keras.callbacks.Callback):
+class _EpochPNG(keras.callbacks.Callback):
+    """Writes ``DIR/epoch_NNN.png`` every ``every`` epochs with finite losses (and after the last epoch), and
+    copies the newest to ``DIR/latest.png``. Subclasses implement ``write(path) -> path or None``."""
+
+    def __init__(self, directory, every=1):
+        super().__init__()
+        if int(every) < 1:
+            raise ValueError(f"`every` must be >= 1, got {every!r}.")
+        self.directory = os.fspath(directory)
+        self.every = int(every)
+        self._last_epoch = None
+
+    def write(self, path):
+        raise NotImplementedError
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = epoch
+        if (epoch + 1) % self.every == 0 and not non_finite_logs(logs):
+            self._write_epoch(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._last_epoch is not None and (self._last_epoch + 1) % self.every:
+            self._write_epoch(self._last_epoch)
+
+    def _write_epoch(self, epoch):
+        path = self.write(os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
+        if not path:
+            return
+        with open(path, "rb") as src:
+            data = src.read()
+
+        def copy(tmp):
+            with open(tmp, "wb") as dst:
+                dst.write(data)
+
+        atomic_write(os.path.join(self.directory, "latest.png"), copy)
+
+
+class SampleGrid(_EpochPNG):
     """Writes ``DIR/epoch_NNN.png`` (and ``DIR/latest.png``) from a fixed batch of latents after each epoch.
 
     The latents (and labels, for a conditional model: class ``i % K`` in column ``i % K``) are drawn once from
@@ -55,17 +93,12 @@ class SampleGrid(keras.callbacks.Callback):
     """
 
     def __init__(self, directory, n=64, seed=0, every=1, centers=None):
-        super().__init__()
-        if int(every) < 1:
-            raise ValueError(f"`every` must be >= 1, got {every!r}.")
-        self.directory = os.fspath(directory)
+        super().__init__(directory, every)
         self.n = int(n)
         self.seed = seed
-        self.every = int(every)
         self.centers = centers
         self._z = None
         self._labels = None
-        self._last_epoch = None
 
     def on_train_begin(self, logs=None):
         self._z = self.model.sample_latent(self.n, seed=self.seed)
@@ -80,27 +113,6 @@ class SampleGrid(keras.callbacks.Callback):
             return save_scatter(samples, path, centers=self.centers)
         nrow = self.model.num_classes if self.model.num_classes else None
         return save_image_grid(samples, path, nrow=nrow)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._last_epoch = epoch
-        if (epoch + 1) % self.every == 0 and not non_finite_logs(logs):
-            self._write_epoch(epoch)
-
-    def on_train_end(self, logs=None):
-        if self._last_epoch is not None and (self._last_epoch + 1) % self.every:
-            self._write_epoch(self._last_epoch)
-
-    def _write_epoch(self, epoch):
-        path = self.write(os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
-        if path:
-            with open(path, "rb") as src:
-                data = src.read()
-
-            def copy(tmp):
-                with open(tmp, "wb") as dst:
-                    dst.write(data)
-
-            atomic_write(os.path.join(self.directory, "latest.png"), copy)
 
 
 class ModelCheckpoint(keras.callbacks.Callback):
@@ -229,7 +241,7 @@ def read_history(csv_path):
     return history
 
 
-class ReconstructionGrid(keras.callbacks.Callback):
+class ReconstructionGrid(_EpochPNG):
     """Writes ``DIR/epoch_NNN.png`` (and ``DIR/latest.png``) after each epoch: fixed real images on the top
     rows, the model's reconstructions of them below, in the same positions.
 
@@ -245,18 +257,15 @@ class ReconstructionGrid(keras.callbacks.Callback):
     """
 
     def __init__(self, directory, images, labels=None, nrow=8, every=1):
-        super().__init__()
+        super().__init__(directory, every)
         images = np.asarray(images, dtype="float32")
         if images.ndim != 4 or images.shape[0] < 1:
             raise ValueError(f"`images` must be a non-empty batch (n, H, W, C), got shape {images.shape}.")
-        if int(every) < 1 or int(nrow) < 1:
-            raise ValueError(f"`every` and `nrow` must be >= 1, got every={every!r}, nrow={nrow!r}.")
-        self.directory = os.fspath(directory)
+        if int(nrow) < 1:
+            raise ValueError(f"`nrow` must be >= 1, got {nrow!r}.")
         self.images = images
         self.labels = None if labels is None else np.asarray(labels)
         self.nrow = int(nrow)
-        self.every = int(every)
-        self._last_epoch = None
 
     def write(self, path):
         """Reconstructs the fixed images and writes the grid (originals above, reconstructions below)."""
@@ -273,26 +282,6 @@ class ReconstructionGrid(keras.callbacks.Callback):
         originals[: self.images.shape[0]] = self.images
         grid = np.concatenate([originals, np.asarray(reconstructions, dtype="float32")], axis=0)
         return save_image_grid(grid, path, nrow=self.nrow)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._last_epoch = epoch
-        if (epoch + 1) % self.every == 0 and not non_finite_logs(logs):
-            self._write_epoch(epoch)
-
-    def on_train_end(self, logs=None):
-        if self._last_epoch is not None and (self._last_epoch + 1) % self.every:
-            self._write_epoch(self._last_epoch)
-
-    def _write_epoch(self, epoch):
-        path = self.write(os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
-        with open(path, "rb") as src:
-            data = src.read()
-
-        def copy(tmp):
-            with open(tmp, "wb") as dst:
-                dst.write(data)
-
-        atomic_write(os.path.join(self.directory, "latest.png"), copy)
 
 
 class ModeCollapseAlarm(keras.callbacks.Callback):
