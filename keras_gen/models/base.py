@@ -77,6 +77,42 @@ class GenerativeModel(keras.Model):
             return
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
+    # --------------------------------------------------------------- batches
+    @staticmethod
+    def split_batch(data):
+        """``images`` / ``(images,)`` / ``(images, labels[, weights])`` -> ``(images, labels or None)``, as given."""
+        if isinstance(data, (tuple, list)):
+            if not 1 <= len(data) <= 3:
+                raise ValueError(f"Expected `images` or `(images, labels)` from the dataset, got {len(data)} items.")
+            return data[0], (data[1] if len(data) > 1 else None)
+        return data, None
+
+    def unpack_batch(self, data):
+        """A batch -> ``(images (B, ...) float32 of this model's sample shape, labels (B,) int32 or None)``.
+
+        Labels are required by a conditional model and dropped by an unconditional one; clear errors name a
+        wrong sample shape, missing labels, or a label count that differs from the batch.
+        """
+        images, labels = self.split_batch(data)
+        images = ops.cast(images, "float32")
+        name = type(self).__name__
+        if tuple(images.shape[1:]) != self.sample_shape:
+            raise ValueError(
+                f"The data has samples of shape {tuple(images.shape[1:])}, but this {name} makes "
+                f"{self.sample_shape}. Resize the data or build the networks for that shape."
+            )
+        if self.num_classes is None:
+            return images, None
+        if labels is None:
+            raise ValueError(
+                f"This {name} is conditional (num_classes={self.num_classes}): the data must be (images, labels)."
+            )
+        labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
+        batch = images.shape[0]
+        if batch is not None and labels.shape[0] is not None and labels.shape[0] != batch:
+            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch} images: one label per image.")
+        return images, labels
+
     # --------------------------------------------------------------- sampling
     @property
     def latent_shape(self):

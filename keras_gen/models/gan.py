@@ -236,36 +236,14 @@ class GAN(GenerativeModel):
         return self.generator(inputs, training=training)
 
     def _unpack(self, data):
-        """``images`` / ``(images,)`` / ``(images, labels)`` / ``(images, labels, weights)`` -> (images, labels)."""
-        labels = None
-        if isinstance(data, (tuple, list)):
-            if not 1 <= len(data) <= 3:
-                raise ValueError(f"Expected `images` or `(images, labels)` from the dataset, got {len(data)} items.")
-            images = data[0]
-            labels = data[1] if len(data) > 1 else None
-        else:
-            images = data
-        images = ops.cast(images, "float32")
-        if tuple(images.shape[1:]) != self.sample_shape:
-            raise ValueError(
-                f"The data has samples of shape {tuple(images.shape[1:])}, but this GAN's generator makes "
-                f"{self.sample_shape}. Resize the data or build the networks for that shape."
-            )
+        """`unpack_batch`, plus the packing check: the batch must split into groups of ``packing`` samples."""
+        images, labels = self.unpack_batch(data)
         batch = images.shape[0]
         if self.packing > 1 and batch is not None and batch % self.packing:
             raise ValueError(
                 f"The discriminator packs {self.packing} samples, but the batch size {batch} is not a multiple of "
                 "it. Use a batch size divisible by the packing degree (and drop_remainder=True)."
             )
-        if self.num_classes is None:
-            return images, None
-        if labels is None:
-            raise ValueError(
-                f"This GAN is conditional (num_classes={self.num_classes}): the data must be (images, labels)."
-            )
-        labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
-        if batch is not None and labels.shape[0] is not None and labels.shape[0] != batch:
-            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch} images: one label per image.")
         return images, labels
 
     def _inputs(self, x, labels):

@@ -311,11 +311,7 @@ class VAE(GenerativeModel):
 
     def _unpack(self, data):
         """``images`` / ``(images,)`` / ``(images, labels[, weights])`` -> ``(images, labels)``."""
-        if isinstance(data, (tuple, list)):
-            if not 1 <= len(data) <= 3:
-                raise ValueError(f"Expected `images` or `(images, labels)` from the dataset, got {len(data)} items.")
-            return data[0], (data[1] if len(data) > 1 else None)
-        return data, None
+        return self.split_batch(data)
 
     def _elbo_step(self, data):
         import tensorflow as tf

@@ -256,27 +256,8 @@ class VQVAE(GenerativeModel):
         )
 
     def _unpack(self, data):
-        """A batch -> (images (B, H, W, C) float32, labels (B,) int32 or None)."""
-        labels = None
-        if isinstance(data, (tuple, list)):
-            if not 1 <= len(data) <= 3:
-                raise ValueError(f"Expected `images` or `(images, labels)` from the dataset, got {len(data)} items.")
-            images = data[0]
-            labels = data[1] if len(data) > 1 else None
-        else:
-            images = data
-        images = ops.cast(images, "float32")
-        if tuple(images.shape[1:]) != self.sample_shape:
-            raise ValueError(
-                f"The data has samples of shape {tuple(images.shape[1:])}; this VQ-VAE takes {self.sample_shape}."
-            )
-        if self.num_classes is None:
-            return images, None
-        if labels is None:
-            raise ValueError(
-                f"The prior is conditional (num_classes={self.num_classes}): the data must be (images, labels)."
-            )
-        return images, ops.cast(ops.reshape(labels, (-1,)), "int32")
+        """A batch -> (images (B, H, W, C) float32, labels (B,) int32 or None); see `unpack_batch`."""
+        return self.unpack_batch(data)
 
     def _reconstruction_loss(self, images, outputs):
         outputs = ops.cast(outputs, "float32")
