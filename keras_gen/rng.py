@@ -31,9 +31,11 @@ def seed_tensor(seed):
     return tf.cast(tf.reshape(seed, (2,)), tf.int64)
 
 
-def _replica_slice(draw, shape, seed):
+def _replica_slice(draw, shape, seed, per_replica=True):
     import tensorflow as tf
 
+    if not per_replica:
+        return draw(shape, seed)
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
     if replicas == 1:
@@ -44,15 +46,18 @@ def _replica_slice(draw, shape, seed):
     return full[start : start + local]
 
 
-def uniform(shape, seed, dtype="float32"):
+def uniform(shape, seed, dtype="float32", per_replica=True):
     """Uniform floats in the open interval (0, 1): 23 random bits per value, offset by half a step.
 
     Args:
         shape: output shape (ints or scalar tensors).
         seed: an int, an int ``[2]`` tensor, or a `keras.random.SeedGenerator`.
         dtype: output dtype.
+        per_replica: under tf.distribute, the first axis is the replica's slice of the global batch (each
+            replica gets its part of one global draw). False: every replica gets the same whole draw (for
+            values that are not per sample, such as a choice per codebook entry).
     """
-    return _replica_slice(lambda s, sd: _uniform(s, sd, dtype), tuple(shape), seed_tensor(seed))
+    return _replica_slice(lambda s, sd: _uniform(s, sd, dtype), tuple(shape), seed_tensor(seed), per_replica)
 
 
 def _uniform(shape, seed, dtype):

@@ -28,11 +28,14 @@ def _last_json_line(text):
     return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
 
 
-@pytest.mark.parametrize("preset", ["cgan", "wgan-gp"])
-def test_mirrored_matches_one_device_on_the_same_global_batch(preset):
-    # cgan: synchronized conditional batch norm, projection D; wgan-gp: 5 critic steps and a gradient penalty.
+@pytest.mark.parametrize("preset,overrides", [("cgan", None), ("wgan-gp", None), ("cvae", None),
+                                              ("vqvae", '{"dead_code_steps": 1}')])
+def test_mirrored_matches_one_device_on_the_same_global_batch(preset, overrides):
+    # cgan: synchronized conditional batch norm, projection D; wgan-gp: 5 critic steps and a gradient penalty;
+    # cvae: the reparameterization draws; vqvae: dead codes restarted every step (usage summed over replicas,
+    # replacements from the global batch) and the prior's step.
     result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "mirrored_parity.py"), preset, "3"],
+        [sys.executable, str(SCRIPTS / "mirrored_parity.py"), preset, "3"] + ([overrides] if overrides else []),
         capture_output=True, text=True, env=ENV, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -29,7 +29,8 @@ def codebook_perplexity(indices, num_codes):
     """Codebook usage: ``exp(H(p))`` with ``p_k`` the fraction of positions assigned to code ``k``.
 
     ``p = mean over positions of one_hot(indices)``; ``H(p) = -sum_k p_k log p_k`` (with ``0 log 0 = 0``). It is
-    ``K`` when all ``K`` codes are used equally often and 1 when a single code is used.
+    ``K`` when all ``K`` codes are used equally often and 1 when a single code is used. Under tf.distribute
+    the usage is summed over the replicas, so every replica reports the global batch's perplexity.
 
     Args:
         indices: integer code indices of any shape.
@@ -38,8 +39,14 @@ def codebook_perplexity(indices, num_codes):
     Returns:
         A float32 scalar in ``[1, K]``.
     """
+    import tensorflow as tf
+
     flat = ops.reshape(ops.cast(indices, "int32"), (-1,))
-    p = ops.mean(ops.one_hot(flat, int(num_codes), dtype="float32"), axis=0)  # (K,)
+    counts = ops.sum(ops.one_hot(flat, int(num_codes), dtype="float32"), axis=0)  # (K,)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:  # usage over the global batch, not one slice
+        counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
+    p = counts / ops.sum(counts)
     safe = ops.where(p > 0, p, ops.ones_like(p))
     entropy = -ops.sum(ops.where(p > 0, p * ops.log(safe), ops.zeros_like(p)))
     return ops.exp(entropy)
@@ -132,16 +139,24 @@ class VectorQuantizer(keras.layers.Layer):
         Returns:
             The number of codes restarted (float32 scalar).
         """
+        import tensorflow as tf
+
         from keras_gen import rng
 
         flat = ops.reshape(ops.stop_gradient(ops.cast(z_e, "float32")), (-1, self.code_dim))  # (N, D)
         counts = ops.sum(
             ops.one_hot(ops.reshape(ops.cast(indices, "int32"), (-1,)), self.num_codes, dtype="float32"), axis=0
         )  # (K,)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Usage and replacements over the global batch, so every replica makes the same update (the one a
+            # single device makes): summed counts, and the positions of all replicas in the global batch's order.
+            counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
+            flat = context.all_gather(flat, axis=0)  # (N_global, D)
         idle = ops.where(counts > 0, ops.zeros_like(self.idle_steps), self.idle_steps + 1)  # (K,)
         dead = idle >= int(min_idle_steps)  # (K,)
         n = ops.shape(flat)[0]
-        u = rng.uniform((self.num_codes,), seed)  # (K,) in (0, 1)
+        u = rng.uniform((self.num_codes,), seed, per_replica=False)  # (K,) in (0, 1), the same on every replica
         rows = ops.minimum(ops.cast(u * ops.cast(n, "float32"), "int32"), n - 1)  # (K,) in [0, N)
         replacement = ops.take(flat, rows, axis=0)  # (K, D)
         self.codebook.assign(ops.where(dead[:, None], replacement, self.codebook))
