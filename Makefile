@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-slow test-all bench clean
+.PHONY: setup demo test test-slow test-all bench bench-mode-collapse clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ test-slow: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# Benchmarks print a Markdown table and write JSON to benchmarks/results/ (tens of minutes on 2 CPU cores).
+bench: setup
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/sampling.py
+	$(PY) benchmarks/serving.py
+	$(PY) benchmarks/likelihood.py
+
+# The full PacGAN-style table: 4 mixture presets x 10 seeds, then the stacked-MNIST presets (about 1.5 h here).
+bench-mode-collapse: setup
+	$(PY) benchmarks/mode_collapse.py --seeds 10
+	$(PY) benchmarks/mode_collapse.py --presets dcgan-stacked-mnist,pacgan-stacked-mnist --seeds 1 --merge
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache

@@ -8,6 +8,7 @@ does it for them, with the same draw as the SavedModel).
 """
 
 import os
+import threading
 
 import numpy as np
 
@@ -151,6 +152,7 @@ class ONNXRunner:
         self.providers = list(providers)
         self.intra_op_num_threads = int(intra_op_num_threads)
         self._sessions = {}
+        self._lock = threading.Lock()  # concurrent first requests (the server's threads) make one session
 
     @property
     def endpoints(self):
@@ -161,14 +163,18 @@ class ONNXRunner:
 
         if endpoint not in self._files:
             raise ValueError(f"{self.path} has no {endpoint}.onnx; it has {', '.join(self.endpoints)}.")
-        if endpoint not in self._sessions:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.intra_op_num_threads
-            options.log_severity_level = 3
-            self._sessions[endpoint] = ort.InferenceSession(
-                self._files[endpoint], sess_options=options, providers=self.providers
-            )
-        return self._sessions[endpoint]
+        session = self._sessions.get(endpoint)
+        if session is not None:
+            return session
+        with self._lock:
+            if endpoint not in self._sessions:
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.intra_op_num_threads
+                options.log_severity_level = 3
+                self._sessions[endpoint] = ort.InferenceSession(
+                    self._files[endpoint], sess_options=options, providers=self.providers
+                )
+            return self._sessions[endpoint]
 
     def signature(self, endpoint):
         session = self.session(endpoint)
@@ -193,4 +199,5 @@ class ONNXRunner:
         return dict(zip(names, session.run(names, feed)))
 
     def close(self):
-        self._sessions.clear()
+        with self._lock:
+            self._sessions.clear()

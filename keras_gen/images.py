@@ -9,6 +9,15 @@ import numpy as np
 __all__ = ["to_uint8", "image_grid", "save_image_grid", "save_scatter", "save_loss_plot", "atomic_write"]
 
 
+def _read_umask():
+    mask = os.umask(0)  # the only way to read it sets it: read once, at import, before any thread writes files
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write(path, write_fn, suffix=None):
     """Calls ``write_fn(tmp_path)`` and renames the result onto ``path``, so ``path`` is never half-written."""
     path = os.fspath(path)
@@ -19,6 +28,7 @@ def atomic_write(path, write_fn, suffix=None):
     os.close(fd)
     try:
         write_fn(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -161,11 +161,11 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
     callbacks = [
         stop_on_nan,
         cbs.BackupAndRestore(os.path.join(run_dir, "backup")),
+        *extra_callbacks,  # before the loggers: what they add to the epoch's logs reaches history.csv
         cbs.ModelCheckpoint(checkpoint),
         cbs.SampleGrid(os.path.join(run_dir, "samples"), n=config.sample_count, seed=config.seed, centers=centers),
         keras.callbacks.CSVLogger(csv_path, append=resume),
         cbs.LossPlot(csv_path, os.path.join(run_dir, "losses.png"), title=config.preset),
-        *extra_callbacks,
     ]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2

@@ -118,3 +118,29 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
         atomic_write(target, failing)
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_atomic_write_gives_the_mode_open_would(tmp_path):
+    """mkstemp makes 0600 files; the result must get the mode a plain open() gives (0666 less the umask)."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    path = atomic_write(tmp_path / "atomic.txt", lambda tmp: open(tmp, "w").close())
+    assert os.stat(path).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+
+
+def test_extra_callbacks_logs_reach_history_csv(tmp_path):
+    """A callback given to train_run that adds a value to the epoch's logs (as ModeCollapseAlarm does) must run
+    before CSVLogger, so the value is in history.csv."""
+    import csv
+
+    from keras_gen.runs import train_run
+    from tests.test_models import tiny_config
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["probe"] = epoch + 0.5
+
+    result = train_run(tiny_config("dcgan", epochs=2), tmp_path / "run", verbose=0, extra_callbacks=[Probe()])
+    with open(os.path.join(result.run_dir, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["probe"]) for r in rows] == [0.5, 1.5]

@@ -588,3 +588,26 @@ def test_int8_every_batch_and_dynamic_range(cond, tmp_path):
         for i, batch in enumerate(BATCHES):
             z, labels = _inputs(model, batch, seed=20 + i)
             assert _psnr(_run_tflite(file, "generate", _feed(z, labels))["images"], _keras(model, z, labels)) >= 30
+
+
+def test_onnx_runner_makes_one_session_per_endpoint_under_concurrent_first_use(uncond):
+    """The server's threads can ask for a session at the same moment: all must share one."""
+    import threading
+
+    from keras_gen.export.onnx import ONNXRunner
+
+    _, result = uncond
+    runner = ONNXRunner(os.path.join(result.path, "onnx"))
+    gate = threading.Barrier(8)
+    sessions = []
+
+    def first_use():
+        gate.wait()
+        sessions.append(runner.session("generate"))
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(sessions) == 8 and len({id(s) for s in sessions}) == 1

@@ -150,3 +150,4 @@ def test_loss_scaling_skips_a_non_finite_step_and_lowers_the_scale():
     for b, v in zip(before, gan.discriminator.trainable_variables):
         np.testing.assert_array_equal(v.numpy(), b)
     assert float(gan.d_optimizer.dynamic_scale) == scale / 2
+

@@ -10,11 +10,10 @@ import json
 import pathlib
 import sys
 
+import ipykernel  # noqa: F401 - the kernel the notebooks run in (a dev dependency: a missing one must fail)
+import nbclient
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
 
 NOTEBOOK_DIR = pathlib.Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -79,7 +78,6 @@ def test_notebooks_are_committed_clean(path):
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name} holds outputs: clear them"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path):
     notebook = _run(path, tmp_path)

@@ -331,3 +331,15 @@ def test_presets_validate_their_fields():
         presets.get_config("vae", network="dcgan")
     assert presets.get_config("beta-vae").model["beta"] == 4.0
     assert presets.get_config("cvae").conditional
+
+
+def test_conditional_label_embedding_starts_as_a_one_hot_code():
+    """The label must start as strong as the features it is concatenated to (the default uniform(+-0.05) init
+    made the CVAE ignore it): a one-hot code by default, unit-variance rows for another size."""
+    from keras_gen.networks import mlp_encoder
+
+    encoder = mlp_encoder(image_shape=(8, 8, 1), latent_dim=2, num_classes=10)
+    table = encoder.get_layer("label_embedding").embeddings.numpy()
+    np.testing.assert_array_equal(table, np.eye(10, dtype="float32"))
+    wide = mlp_encoder(image_shape=(8, 8, 1), latent_dim=2, num_classes=10, embedding_dim=64)
+    assert 0.8 < wide.get_layer("label_embedding").embeddings.numpy().std() < 1.2

@@ -7,7 +7,7 @@ meaning the model chooses (`keras_gen.models.VAE`: Bernoulli logits or Gaussian 
 in float32 under mixed precision.
 
 Conditioning (conditional VAE, Sohn et al. 2015, https://papers.nips.cc/paper/5775): the label goes through
-an `Embedding` of size ``num_classes`` (by default) and is concatenated to the flattened features in the
+an `Embedding` of size ``num_classes`` (by default, initialized to one-hot codes) and is concatenated to the flattened features in the
 encoder and to ``z`` in the decoder.
 """
 
@@ -46,7 +46,11 @@ def _label_input(num_classes, embedding_dim):
         return None, None
     _check_positive("num_classes", num_classes)
     label = keras.Input((), dtype="int32", name="label")
-    embedded = keras.layers.Embedding(num_classes, embedding_dim or num_classes, name="label_embedding")(label)
+    dim = embedding_dim or num_classes
+    # Keras' default embedding init (uniform +-0.05) starts the label ~20x weaker than a feature or a z unit, and
+    # the network learns to ignore it; start from a one-hot code (or unit-variance rows) instead.
+    init = keras.initializers.Identity() if dim == num_classes else keras.initializers.RandomNormal(stddev=1.0)
+    embedded = keras.layers.Embedding(num_classes, dim, embeddings_initializer=init, name="label_embedding")(label)
     return label, embedded
 
 
