@@ -81,6 +81,10 @@ def parse_args(argv=None):
     parser.add_argument("--n", type=int, help="samples per evaluation (default 2,500 points / 26,000 stacked MNIST)")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/mode_collapse[_quick].json)")
     parser.add_argument("--plots", help="folder for the plots (default: the JSON's folder)")
+    parser.add_argument(
+        "--retable", action="store_true",
+        help="train nothing: rebuild the tables (and the training-data calibration rows) of the results in --out",
+    )
     parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
     parser.add_argument(
         "--merge", action="store_true",
@@ -98,7 +102,9 @@ def parse_args(argv=None):
     names = args.presets.split(",") if args.presets else list(DEFAULT_PRESETS)
     if args.stacked:
         names += [p for p in STACKED_PRESETS if p not in names]
-    args.preset_names = [p.strip() for p in names if p.strip()]
+    args.preset_names = [] if args.retable else [p.strip() for p in names if p.strip()]
+    if args.retable:
+        args.merge = True
     if args.out is None:
         args.out = os.path.join(ROOT, "benchmarks", "results", "mode_collapse_quick.json" if args.quick
                                 else "mode_collapse.json")
@@ -143,6 +149,32 @@ def train_and_score(preset, seed, epochs, n, verbose):
     return run, samples, config
 
 
+class TrainingData:
+    """A "sampler" that draws fresh training data, scored exactly as the generators are: the calibration row
+    (what a perfect generator would get with this many samples and this classifier)."""
+
+    def __init__(self, dataset):
+        self.name = f"{dataset} training data"
+        self.dataset = dataset
+
+    def sample(self, count, seed=0):
+        from keras_gen import data
+
+        seed = int(seed)  # evaluate draws batch i with seed + i * 2**32: fold the high bits in
+        x, _ = data.load_arrays(self.dataset, split="train", num_samples=count, seed=(seed ^ (seed >> 32)) % 2**31)
+        return x
+
+
+def calibration(dataset, n):
+    """The scores of ``n`` training samples of ``dataset`` (seed 0)."""
+    from keras_gen.metrics import evaluate
+
+    coverage = evaluate(TrainingData(dataset), ["coverage"], dataset=dataset, n=n, seed=0, progress=False)
+    coverage = coverage["metrics"]["coverage"]
+    keys = ("modes", "kl") if dataset == "stacked_mnist" else ("modes", "high_quality", "reverse_kl")
+    return {k: coverage[k] for k in keys}
+
+
 def summarize(runs, keys):
     """Mean and std over runs; an undefined value (None: no high-quality sample, so no KL) makes them NaN."""
     import numpy as np
@@ -175,9 +207,10 @@ def _cell(mean, std, key, scale=1.0, digits=1, seeds=1):
     return value if seeds == 1 else f"{value} ± {std[key] * scale:.{digits}f}"
 
 
-def format_tables(results):
-    """PacGAN-style Markdown tables, one per dataset: published rows, the goal, then each preset (mean ± std over
-    its seeds)."""
+def format_tables(results, calibrations=None):
+    """PacGAN-style Markdown tables, one per dataset: published rows, the goal, the training data itself (when
+    ``calibrations`` has it), then each preset (mean ± std over its seeds)."""
+    calibrations = calibrations or {}
     lines = []
     for dataset, spec in DATASETS.items():
         rows = {name: r for name, r in results.items() if r["dataset"] == dataset}
@@ -193,6 +226,9 @@ def format_tables(results):
                 lines.append(f"| {label} | {value['modes']:.0f} | {value['kl']:.2f} | | | |")
             goal = GOAL[dataset]
             lines.append(f"| **keras-gen goal** | **{goal['modes']:.0f}** | **≤ {goal['kl']}** | | | |")
+            if dataset in calibrations:
+                c = calibrations[dataset]
+                lines.append(f"| *training data, {n:,} samples (calibration)* | {c['modes']:.0f} | {c['kl']:.3f} | | | |")
             for name, r in rows.items():
                 m, s, num_seeds = r["mean"], r["std"], len(r["runs"])
                 lines.append(
@@ -211,6 +247,10 @@ def format_tables(results):
             goal = GOAL[dataset]
             lines.append(f"| **keras-gen goal** | **{goal['modes']:.1f}** | **≥ {100 * goal['high_quality']:.0f}** | "
                          f"**≤ {goal['reverse_kl']}** | | | |")
+            if dataset in calibrations:
+                c = calibrations[dataset]
+                lines.append(f"| *training data, {n:,} samples (calibration)* | {c['modes']:.1f} | "
+                             f"{100 * c['high_quality']:.1f} | {c['reverse_kl']:.3f} | | | |")
             for name, r in rows.items():
                 m, s, num_seeds = r["mean"], r["std"], len(r["runs"])
                 lines.append(
@@ -272,12 +312,20 @@ def main(argv=None):
     for r in results.values():
         r.update(command=command, wall_seconds=round(wall, 1))
     invocations = [{"command": command, "wall_seconds": round(wall, 1), "presets": list(results)}]
+    if args.retable:
+        invocations = []
     if args.merge and os.path.isfile(args.out):
         with open(args.out) as f:
             previous = json.load(f)
         results = {**{k: v for k, v in previous.get("results", {}).items() if k not in results}, **results}
         invocations = previous.get("invocations", []) + invocations
-    table = format_tables(results)
+        if args.retable:  # the report still describes the last training invocation
+            command, wall = previous.get("command", command), previous.get("wall_seconds", wall)
+    calibrations = {}
+    for dataset in sorted({r["dataset"] for r in results.values()}):
+        n = next(r for r in results.values() if r["dataset"] == dataset)["runs"][0]["num_samples"]
+        calibrations[dataset] = calibration(dataset, n)
+    table = format_tables(results, calibrations)
     print(table)
     print(f"Command: {command}\nWall time: {wall:.0f} s ({os.cpu_count()} CPU cores, {platform.machine()})")
     report = {
@@ -290,6 +338,7 @@ def main(argv=None):
         "published": {d: [{"row": label, **values} for label, values in rows] for d, rows in PUBLISHED.items()},
         "goal": GOAL,
         "results": results,
+        "calibration": calibrations,
         "table": table,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -386,3 +386,10 @@ def test_benchmark_quick_run(tmp_path):
     run = saved["results"]["ring2d"]["runs"][0]
     assert set(run) >= {"seed", "modes", "high_quality", "reverse_kl", "seconds"}
     assert (tmp_path / "mode_collapse_ring2d.png").is_file()
+    # The calibration rows score fresh training data the same way: every mode, ~98.9% within 3 sigma
+    # (1 - exp(-4.5) for a 2-D Gaussian), and a KL near the multinomial noise (K - 1) / 2N.
+    for dataset, modes in (("ring2d", 8), ("grid2d", 25)):
+        real = saved["calibration"][dataset]
+        assert real["modes"] == modes and 0.975 < real["high_quality"] < 0.995, real
+        assert real["reverse_kl"] < 4 * (modes - 1) / (2 * 2500), real
+    assert "training data, 2,500 samples (calibration)" in result.stdout
