@@ -15,6 +15,12 @@ untrained DCGAN preset: speed does not depend on the weights' values.
 Goal (the serving issue): with batching, throughput at 16 clients >= 4x one client without batching (one request
 at a time), and p99 latency at 16 clients <= 2x the single-client median latency.
 
+Two limits on this machine, which the last rows measure. (1) Clients and server share the CPU cores, and the
+Python gRPC stack costs CPU per request whatever the server does: the "fixed answer" server (decodes z, answers
+one constant image; no model, validation or batching) is the ceiling for any server here with these clients.
+(2) Little's law: 16 closed-loop clients with mean latency W get 16 / W requests/s, so a p99 (> W) within 2x
+the single-client latency L1 needs >= 8x the single-client throughput 1 / L1, twice the throughput goal.
+
 Results: a Markdown table on stdout and JSON in ``benchmarks/results/serving.json``.
 """
 
@@ -80,6 +86,64 @@ def stop_server(process):
     process.stderr.close()
 
 
+def _fixed_answer_server(port_queue):
+    """A gRPC PredictionService that decodes ``z`` and answers one fixed 28x28 uint8 image, with no model, no
+    validation and no batching: what the protocol stack alone (grpcio's server, protobuf, the tensor conversion)
+    costs here. Runs in its own process, as `keras-gen serve` does."""
+    from concurrent import futures
+
+    import grpc
+    import numpy as np
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from keras_gen.serving.tensors import from_tensor_proto, to_tensor_proto
+
+    image = np.zeros((1, 28, 28, 1), np.uint8)
+
+    class Fixed(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802 - gRPC method name
+            from_tensor_proto(request.inputs["z"], "z")
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = request.model_spec.name
+            response.model_spec.signature_name = request.model_spec.signature_name
+            to_tensor_proto(image, out=response.outputs["images"])
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Fixed(), server)
+    port_queue.put(server.add_insecure_port("127.0.0.1:0"))
+    server.start()
+    server.wait_for_termination()
+
+
+def protocol_ceiling(args, latent_dim):
+    """Rows for the fixed-answer server at 1 and 16 clients: the most requests/s any Python gRPC server could
+    reach on this machine with these clients."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ports = context.Queue()
+    process = context.Process(target=_fixed_answer_server, args=(ports,), daemon=True)
+    process.start()
+    rows = []
+    try:
+        address = f"127.0.0.1:{ports.get(timeout=300)}"
+        for clients in (1, 16):
+            latencies, rate, errors = run_load(address, clients, args.seconds, args.warmup, latent_dim)
+            rows.append({
+                "backend": "fixed answer (no model)", "batching": False, "clients": clients,
+                "requests": len(latencies), "errors": len(errors),
+                "p50_ms": 1e3 * _percentile(latencies, 50), "p99_ms": 1e3 * _percentile(latencies, 99),
+                "requests_per_s": rate,
+            })
+            print(f"  fixed answer clients={clients:<3} p50 {rows[-1]['p50_ms']:6.2f} ms  {rate:7.1f} req/s",
+                  file=sys.stderr, flush=True)
+    finally:
+        process.kill()
+        process.join(30)
+    return rows
+
+
 def run_load(address, clients, seconds, warmup, latent_dim):
     """``clients`` threads sending one-latent requests back to back; returns (latencies in s, requests/s, errors)."""
     import numpy as np
@@ -132,6 +196,8 @@ def main(argv=None):
     parser.add_argument("--onnx-threads", type=int, default=1,
                         help="ONNX Runtime threads per call (default 1: concurrent calls share the cores)")
     parser.add_argument("--backends", default="savedmodel,onnx")
+    parser.add_argument("--no-ceiling", action="store_true",
+                        help="skip the fixed-answer server rows (the protocol stack's own ceiling)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                       "serving.json"))
     args = parser.parse_args(argv)
@@ -162,6 +228,8 @@ def main(argv=None):
                               f"errors {len(errors)}", file=sys.stderr, flush=True)
                 finally:
                     stop_server(process)
+        if not args.no_ceiling:
+            rows += protocol_ceiling(args, latent_dim)
 
     def find(backend, batching, clients):
         return next(r for r in rows if (r["backend"], r["batching"], r["clients"]) == (backend, batching, clients))
@@ -185,6 +253,16 @@ def main(argv=None):
             "p99_over_single_p50": batched["p99_ms"] / single["p50_ms"],
         }
         goals[backend]["met"] = goals[backend]["throughput_ratio"] >= 4 and goals[backend]["p99_over_single_p50"] <= 2
+    ceiling = [r for r in rows if r["backend"] == "fixed answer (no model)"]
+    for row in ceiling:
+        lines.append(
+            f"| fixed answer (no model) | off | {row['clients']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+            f"{row['requests_per_s']:.0f} | {row['requests_per_s'] / ceiling[0]['requests_per_s']:.2f} |"
+        )
+    if ceiling:
+        for backend, goal in goals.items():
+            # The most any server could reach with these clients, as a multiple of this backend's single client.
+            goal["ceiling_ratio"] = ceiling[-1]["requests_per_s"] / find(backend, False, 1)["requests_per_s"]
     table = "\n".join(lines)
     print(table)
     print(f"\n(load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs)")
@@ -192,7 +270,8 @@ def main(argv=None):
     for backend, goal in goals.items():
         print(f"{backend}: batching at 16 clients = {goal['throughput_ratio']:.2f}x the one-at-a-time throughput "
               f"(goal >= 4), p99 = {goal['p99_over_single_p50']:.2f}x the single-client p50 (goal <= 2): "
-              f"{'met' if goal['met'] else 'NOT met'}")
+              f"{'met' if goal['met'] else 'NOT met'}"
+              + (f"; the fixed-answer server reaches {goal['ceiling_ratio']:.2f}x" if "ceiling_ratio" in goal else ""))
 
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
