@@ -59,7 +59,7 @@ def build_parser():
     jit.add_argument("--no-jit", dest="jit_compile", action="store_false", help="no XLA (default)")
     train.add_argument("--mixed-precision", choices=["float16", "bfloat16"], help="mixed precision policy")
     train.add_argument("--steps-per-execution", type=int,
-                       help="train steps per call into the compiled graph (default 1; 8 is ~6%% faster on CPU)")
+                       help="train steps per call into the compiled graph (default 1; 8 is ~5%% faster on CPU)")
     train.add_argument(
         "--strategy", choices=["default", "mirrored", "multiworker"], help="tf.distribute strategy (default: one device)"
     )

@@ -184,7 +184,7 @@ class RunConfig:
         conditional: train a class-conditional model on the dataset's labels.
         jit_compile: compile the train step with XLA.
         steps_per_execution: train steps per call into the compiled graph (Keras' ``steps_per_execution``); more
-            than 1 saves Python dispatch between steps (1.06x with 8 for the DCGAN preset on 2 CPU cores,
+            than 1 saves Python dispatch between steps (~1.05x with 8 for the DCGAN preset on 2 CPU cores,
             `benchmarks/train_throughput.py`); batch-level callbacks then run once per execution.
         mixed_precision: ``None``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
         strategy: ``"default"``, ``"mirrored"`` or ``"multiworker"`` (see `keras_gen.distribute`).
