@@ -402,22 +402,16 @@ class GANAdapter(ModelAdapter):
         return tf.cast(self.generator(inputs, training=False), tf.float32)
 
 
-class VAEAdapter(ModelAdapter):
-    """A VAE's decoder (``generate``, ``sample``, alias ``decode``) and encoder (``encode``, ``reconstruct``).
+class _ModelWrapperAdapter(ModelAdapter):
+    """An adapter over a keras-gen model that exposes ``decode_latent``, ``latent_shape``, ``num_classes`` and
+    ``sample_shape``: ``decode`` is the model's own `decode_latent`, in float32."""
 
-    The functions are the model's own tensor functions, `VAE.decode_latent` (decoder, then the likelihood's
-    mapping to images: ``2 sigmoid(logits) - 1`` or clipped means) and `VAE.posterior` (encoder -> mean, log
-    variance), so the exported graphs hold the two networks and those few ops, nothing of training.
-    """
-
-    kind = "vae"
-
-    def __init__(self, model):
+    def __init__(self, model, networks, latent_shape):
         self.model = model
         super().__init__(
             type(model).__name__,
-            {"decoder": model.decoder, "encoder": model.encoder},
-            latent_shape=model.latent_shape,
+            networks,
+            latent_shape=latent_shape,
             num_classes=model.num_classes,
             sample_shape=model.sample_shape,
             value_range=getattr(model, "value_range", (-1.0, 1.0)),
@@ -431,6 +425,20 @@ class VAEAdapter(ModelAdapter):
         import tensorflow as tf
 
         return tf.cast(self.model.decode_latent(z, label), tf.float32)
+
+
+class VAEAdapter(_ModelWrapperAdapter):
+    """A VAE's decoder (``generate``, ``sample``, alias ``decode``) and encoder (``encode``, ``reconstruct``).
+
+    The functions are the model's own tensor functions, `VAE.decode_latent` (decoder, then the likelihood's
+    mapping to images: ``2 sigmoid(logits) - 1`` or clipped means) and `VAE.posterior` (encoder -> mean, log
+    variance), so the exported graphs hold the two networks and those few ops, nothing of training.
+    """
+
+    kind = "vae"
+
+    def __init__(self, model):
+        super().__init__(model, {"decoder": model.decoder, "encoder": model.encoder}, model.latent_shape)
 
     def aliases(self):
         return {"decode": "generate"}
@@ -480,7 +488,7 @@ class VAEAdapter(ModelAdapter):
         return endpoints
 
 
-class VQVAEAdapter(ModelAdapter):
+class VQVAEAdapter(_ModelWrapperAdapter):
     """A VQ-VAE: encoder, codebook and decoder, plus its PixelCNN prior for ``generate`` / ``sample``.
 
     Endpoints besides the common ones (which exist only with a prior; their ``z`` is the prior's uniform
@@ -502,34 +510,17 @@ class VQVAEAdapter(ModelAdapter):
     quantize_generate = False
 
     def __init__(self, model):
-        self.model = model
         networks = {"encoder": model.encoder, "decoder": model.decoder, "quantizer": model.quantizer}
         if model.prior is not None:
             networks["prior"] = model.prior.network
         self.code_shape = tuple(int(s) for s in model.code_shape[:2])
         self.num_codes = int(model.num_codes)
-        super().__init__(
-            type(model).__name__,
-            networks,
-            latent_shape=None if model.prior is None else model.latent_shape,
-            num_classes=model.num_classes,
-            sample_shape=model.sample_shape,
-            value_range=getattr(model, "value_range", (-1.0, 1.0)),
-        )
-
-    @classmethod
-    def from_model(cls, model):
-        return cls(model)
+        super().__init__(model, networks, None if model.prior is None else model.latent_shape)
 
     def describe(self):
         info = super().describe()
         info.update(code_shape=list(self.code_shape), num_codes=self.num_codes)
         return info
-
-    def decode(self, z, label):
-        import tensorflow as tf
-
-        return tf.cast(self.model.decode_latent(z, label), tf.float32)
 
     def codes(self, images):
         """Nearest codebook entries of the encoder's outputs, ``(B, H, W, C) -> (B, h, w)`` int32: the arithmetic
@@ -604,7 +595,7 @@ class VQVAEAdapter(ModelAdapter):
         ]
 
 
-class PixelCNNAdapter(ModelAdapter):
+class PixelCNNAdapter(_ModelWrapperAdapter):
     """A PixelCNN: ``generate`` runs its compiled sampling loop on given Gumbel-max noise ``z`` ``(B, H, W, L)``
     (uniform, as `PixelCNN.sample_latent` draws it) and maps the levels to images. SavedModel and TFLite only:
     tf2onnx 1.17 cannot convert the loop, and the argmax of the loop does not survive int8 quantization."""
@@ -615,24 +606,7 @@ class PixelCNNAdapter(ModelAdapter):
     quantize_generate = False
 
     def __init__(self, model):
-        self.model = model
-        super().__init__(
-            type(model).__name__,
-            {"pixel_cnn": model.network},
-            latent_shape=model.latent_shape,
-            num_classes=model.num_classes,
-            sample_shape=model.sample_shape,
-            value_range=getattr(model, "value_range", (-1.0, 1.0)),
-        )
-
-    @classmethod
-    def from_model(cls, model):
-        return cls(model)
-
-    def decode(self, z, label):
-        import tensorflow as tf
-
-        return tf.cast(self.model.decode_latent(z, label), tf.float32)
+        super().__init__(model, {"pixel_cnn": model.network}, model.latent_shape)
 
 
 _ADAPTERS = {"GAN": GANAdapter, "VAE": VAEAdapter, "VQVAE": VQVAEAdapter, "PixelCNN": PixelCNNAdapter}

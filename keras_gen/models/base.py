@@ -97,9 +97,11 @@ class GenerativeModel(keras.Model):
         images = ops.cast(images, "float32")
         name = type(self).__name__
         if tuple(images.shape[1:]) != self.sample_shape:
+            what = "images" if len(self.sample_shape) == 3 else "samples"
             raise ValueError(
                 f"The data has samples of shape {tuple(images.shape[1:])}, but this {name} makes "
-                f"{self.sample_shape}. Resize the data or build the networks for that shape."
+                f"{self.sample_shape} and takes {what} of shape {self.sample_shape} only. Resize the data or build "
+                "the networks for that shape."
             )
         if self.num_classes is None:
             return images, None

@@ -253,28 +253,6 @@ class VAE(GenerativeModel):
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
-    def _check_images(self, images):
-        shape = tuple(images.shape[1:])
-        if shape != self.sample_shape:
-            raise ValueError(
-                f"The VAE takes images of shape {self.sample_shape}, got a batch of shape {tuple(images.shape)}. "
-                "Resize the data or build the networks for that shape."
-            )
-        return ops.cast(images, "float32")
-
-    def _check_train_labels(self, labels, images):
-        if self.num_classes is None:
-            return None
-        if labels is None:
-            raise ValueError(
-                f"This VAE is conditional (num_classes={self.num_classes}): the data must be (images, labels)."
-            )
-        labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
-        batch = images.shape[0]
-        if batch is not None and labels.shape[0] is not None and labels.shape[0] != batch:
-            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch} images: one label per image.")
-        return labels
-
     def elbo_terms(self, images, labels=None, training=False, seed=None):
         """One-sample estimates of the ELBO's terms, per sample: ``(reconstruction, kl)``, float32 ``(B,)``.
 
@@ -299,8 +277,7 @@ class VAE(GenerativeModel):
             training: passed to the networks.
         """
         del y_pred, sample_weight
-        images = self._check_images(x)
-        labels = self._check_train_labels(y, images)
+        images, labels = self.unpack_batch((x, y))
         reconstruction, kl = self.elbo_terms(images, labels, training=training)
         reconstruction, kl = ops.mean(reconstruction), ops.mean(kl)
         loss = reconstruction + self.beta * kl

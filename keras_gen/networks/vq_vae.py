@@ -39,17 +39,25 @@ def codebook_perplexity(indices, num_codes):
     Returns:
         A float32 scalar in ``[1, K]``.
     """
-    import tensorflow as tf
-
     flat = ops.reshape(ops.cast(indices, "int32"), (-1,))
     counts = ops.sum(ops.one_hot(flat, int(num_codes), dtype="float32"), axis=0)  # (K,)
-    context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:  # usage over the global batch, not one slice
-        counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
+    counts, _ = _over_replicas(counts)  # usage over the global batch, not one replica's slice
     p = counts / ops.sum(counts)
     safe = ops.where(p > 0, p, ops.ones_like(p))
     entropy = -ops.sum(ops.where(p > 0, p * ops.log(safe), ops.zeros_like(p)))
     return ops.exp(entropy)
+
+
+def _over_replicas(total, rows=None):
+    """Under tf.distribute with several replicas: ``total`` summed over the replicas and ``rows`` gathered from
+    all of them along axis 0 (in replica order: the global batch's). Otherwise both unchanged."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return total, rows
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
+    return total, (None if rows is None else context.all_gather(rows, axis=0))
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -139,20 +147,15 @@ class VectorQuantizer(keras.layers.Layer):
         Returns:
             The number of codes restarted (float32 scalar).
         """
-        import tensorflow as tf
-
         from keras_gen import rng
 
         flat = ops.reshape(ops.stop_gradient(ops.cast(z_e, "float32")), (-1, self.code_dim))  # (N, D)
         counts = ops.sum(
             ops.one_hot(ops.reshape(ops.cast(indices, "int32"), (-1,)), self.num_codes, dtype="float32"), axis=0
         )  # (K,)
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            # Usage and replacements over the global batch, so every replica makes the same update (the one a
-            # single device makes): summed counts, and the positions of all replicas in the global batch's order.
-            counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
-            flat = context.all_gather(flat, axis=0)  # (N_global, D)
+        # Usage and replacements over the global batch, so every replica makes the same update (the one a single
+        # device makes): summed counts, and the positions of all replicas in the global batch's order.
+        counts, flat = _over_replicas(counts, flat)  # (K,), (N_global, D)
         idle = ops.where(counts > 0, ops.zeros_like(self.idle_steps), self.idle_steps + 1)  # (K,)
         dead = idle >= int(min_idle_steps)  # (K,)
         n = ops.shape(flat)[0]
