@@ -8,9 +8,10 @@ What is timed: each client (a thread with its own `SamplerClient`, i.e. its own 
 ``generate_uint8`` requests of one latent each, back to back, for ``--seconds`` after a warm-up; latency is the
 client-side time of one call (serialization, gRPC over loopback, validation, the model, the answer). The server is
 ``keras-gen serve`` in its own process (as deployed), one per backend and batching setting; clients run in this
-process. Batching uses TF Serving's parameters (``--max-batch-size``, ``--batch-timeout-micros``, one batch
-thread); ONNX Runtime gets ``--onnx-threads`` threads per call (default 1). The generator is a freshly built,
-untrained DCGAN preset: speed does not depend on the weights' values.
+process. Batching uses TF Serving's parameters (``--max-batch-size``, ``--batch-timeout-micros``,
+``--num-batch-threads``); TensorFlow gets ``--intra-op-threads`` threads per op (default 0: all cores) and ONNX
+Runtime ``--onnx-threads`` threads per call (default 1). The generator is a freshly built, untrained DCGAN preset:
+speed does not depend on the weights' values.
 
 Goal (the serving issue): with batching, throughput at 16 clients >= 4x one client without batching (one request
 at a time), and p99 latency at 16 clients <= 2x the single-client median latency.
@@ -58,10 +59,12 @@ def export_dcgan(base):
 def start_server(base, backend, batching, args):
     command = [sys.executable, "-m", "keras_gen.cli", "serve", base, "--grpc-port", "0", "--no-rest",
                "--backend", backend, "--poll-seconds", "0", "--log-level", "warning",
-               "--onnx-threads", str(args.onnx_threads)]
+               "--onnx-threads", str(args.onnx_threads),
+               "--tensorflow-intra-op-parallelism", str(args.intra_op_threads)]
     if batching:
         command += ["--batching", "--max-batch-size", str(args.max_batch_size),
-                    "--batch-timeout-micros", str(args.batch_timeout_micros), "--num-batch-threads", "1"]
+                    "--batch-timeout-micros", str(args.batch_timeout_micros),
+                    "--num-batch-threads", str(args.num_batch_threads)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     deadline = time.monotonic() + 300
@@ -195,6 +198,9 @@ def main(argv=None):
     parser.add_argument("--batch-timeout-micros", type=int, default=2000, help="batching: wait to fill (default 2000)")
     parser.add_argument("--onnx-threads", type=int, default=1,
                         help="ONNX Runtime threads per call (default 1: concurrent calls share the cores)")
+    parser.add_argument("--num-batch-threads", type=int, default=1, help="batching: batches run at once (default 1)")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="the server's --tensorflow-intra-op-parallelism (default 0: TensorFlow's, all cores)")
     parser.add_argument("--backends", default="savedmodel,onnx")
     parser.add_argument("--no-ceiling", action="store_true",
                         help="skip the fixed-answer server rows (the protocol stack's own ceiling)")
@@ -280,7 +286,8 @@ def main(argv=None):
             "model": "dcgan preset (28x28x1, latent 100, width 64), untrained",
             "request": "generate_uint8, one latent per request, gRPC over loopback",
             "batching": {"max_batch_size": args.max_batch_size, "batch_timeout_micros": args.batch_timeout_micros,
-                         "num_batch_threads": 1},
+                         "num_batch_threads": args.num_batch_threads},
+            "tensorflow_intra_op_parallelism": args.intra_op_threads,
             "onnx_threads": args.onnx_threads,
             "load_average": {"before": load_before, "after": os.getloadavg()},
             "seconds_per_row": args.seconds,

@@ -134,6 +134,11 @@ def _add_serve_parser(sub):
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
     serve.add_argument("--backend", default="savedmodel", choices=["savedmodel", "onnx"], help="what runs the model")
     serve.add_argument("--onnx-threads", type=int, default=0, help="ONNX Runtime threads per call (0: its default)")
+    serve.add_argument("--tensorflow-intra-op-parallelism", type=_threads, default=0, metavar="N",
+                       help="threads one TensorFlow op may use (0: all cores, TensorFlow's default; 1 cuts the "
+                       "latency of small requests, see serving/README.md)")
+    serve.add_argument("--tensorflow-inter-op-parallelism", type=_threads, default=0, metavar="N",
+                       help="TensorFlow ops run at once (0: TensorFlow's default)")
     serve.add_argument("--model-name", help="serve only this model (or name the model when BASE is a model folder)")
     serve.add_argument("--model-config-file", help="TF Serving models.config (relative base paths are under BASE)")
     serve.add_argument("--batching", action="store_true", help="batch concurrent z-input requests on the server")
@@ -152,6 +157,31 @@ def _add_serve_parser(sub):
     serve.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get at shutdown")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"],
                        help="debug: one line per request (default info)")
+
+
+def _threads(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a thread count >= 0 (0: TensorFlow's default), got {text!r}")
+    return value
+
+
+def _set_tensorflow_threads(intra, inter):
+    """TF Serving's ``--tensorflow_intra_op_parallelism`` / ``--tensorflow_inter_op_parallelism``: set before
+    TensorFlow starts its runtime (0 keeps its default). Returns ``(intra, inter)`` as TensorFlow now reports them."""
+    import tensorflow as tf
+
+    try:
+        if intra:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+        if inter:
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError as exc:  # the runtime already started in this process
+        raise ValueError(f"Cannot set TensorFlow's thread counts now: {exc}") from exc
+    return tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads()
 
 
 def _parse_metrics(text):
@@ -441,9 +471,16 @@ def _cmd_serve(args, out):
                     else BatchingParameters())
         batching = dataclasses.replace(batching, **overrides)
 
+    threads = None
+    if args.tensorflow_intra_op_parallelism or args.tensorflow_inter_op_parallelism:
+        threads = _set_tensorflow_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
+
     def ready(server):
         served = ", ".join(f"{n} v{max(v)}" for n, v in sorted(server.models().items()) if v) or "no model yet"
         print(f"Serving {served} from {args.base} ({args.backend}{', batching' if batching else ''})", file=out)
+        if threads is not None:
+            print(f"TensorFlow threads: intra-op {threads[0] or 'default'}, inter-op {threads[1] or 'default'}",
+                  file=out)
         if server.grpc_port is not None:
             print(f"gRPC: {server.grpc_address}", file=out)
         if server.rest_port is not None:

@@ -151,3 +151,47 @@ def test_loss_scaling_skips_a_non_finite_step_and_lowers_the_scale():
         np.testing.assert_array_equal(v.numpy(), b)
     assert float(gan.d_optimizer.dynamic_scale) == scale / 2
 
+
+
+class _RecordGenerator(keras.callbacks.Callback):
+    """The generator's trainable weights after every step (what the optimizer's moving average sees)."""
+
+    def on_train_begin(self, logs=None):
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append([v.numpy().copy() for v in self.model.generator.trainable_variables])
+
+
+def test_fit_puts_the_generator_weight_average_in_place(tmp_path):
+    momentum = 0.9
+    gan = small_gan()
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-2),
+                g_optimizer=keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=momentum))
+    record = _RecordGenerator()
+    gan.fit(tf.data.Dataset.from_tensor_slices(IMAGES).batch(2), epochs=2, callbacks=[record], verbose=0)
+    assert len(record.steps) == 8
+    # Independent EMA (Keras's rule: the first step copies the weights, then a <- m a + (1 - m) w).
+    expected = [w.copy() for w in record.steps[0]]
+    for step in record.steps[1:]:
+        expected = [momentum * a + (1 - momentum) * w for a, w in zip(expected, step)]
+    last = record.steps[-1]
+    for v, e, raw in zip(gan.generator.trainable_variables, expected, last):
+        np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(e, raw, atol=1e-4) for e, raw in zip(expected, last))  # the average differs
+    # The discriminator (no use_ema) keeps its last weights; the saved model holds the averaged generator.
+    path = str(tmp_path / "gan.keras")
+    gan.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(restored.generate(4, seed=3), gan.generate(4, seed=3), atol=1e-6)
+
+
+def test_weight_average_is_not_applied_before_any_step():
+    gan = small_gan()
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3),
+                g_optimizer=keras.optimizers.Adam(1e-3, use_ema=True))
+    before = [v.numpy().copy() for v in gan.generator.trainable_variables]
+    gan.fit(tf.data.Dataset.from_tensor_slices(IMAGES).batch(2), epochs=0, verbose=0)
+    gan.finalize_averages()  # no step taken: the zero-initialized averages must not replace the weights
+    for b, v in zip(before, gan.generator.trainable_variables):
+        np.testing.assert_array_equal(v.numpy(), b)

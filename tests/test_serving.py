@@ -964,7 +964,8 @@ def test_keras_gen_serve_and_sample_commands(exported, tmp_path, capsys):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(
         command + ["serve", str(base), "--grpc-port", "0", "--rest-port", "0", "--poll-seconds", "0",
-                   "--log-level", "debug"],
+                   "--log-level", "debug", "--tensorflow-intra-op-parallelism", "1",
+                   "--tensorflow-inter-op-parallelism", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
@@ -976,6 +977,7 @@ def test_keras_gen_serve_and_sample_commands(exported, tmp_path, capsys):
                 break
             lines.append(line.strip())
         assert any(line.startswith("Stop with") for line in lines), (lines, process.stderr.read()[-3000:])
+        assert "TensorFlow threads: intra-op 1, inter-op 2" in lines  # as TensorFlow reports them after setting
         grpc_address = next(line.split()[1] for line in lines if line.startswith("gRPC:"))
         rest_url = next(line.split()[1] for line in lines if line.startswith("REST:")).split("/v1/")[0]
         expected = image_grid(models["a"].generate(9, seed=4)).astype(int)
@@ -1007,6 +1009,10 @@ def test_keras_gen_serve_and_sample_commands(exported, tmp_path, capsys):
 
 def test_sample_command_errors_are_clean(capsys, tmp_path, unused_port):
     from keras_gen import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["serve", str(tmp_path), "--tensorflow-intra-op-parallelism", "-1"])
+    assert "thread count >= 0" in capsys.readouterr().err
 
     out = str(tmp_path / "g.png")
     assert cli.main(["sample", "--out", out]) == 2
