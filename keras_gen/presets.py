@@ -122,16 +122,17 @@ PRESETS = {
     ),
     "grid2d": _mlp_preset(
         "MLP GAN on 25 Gaussians on a 5x5 grid (sigma 0.05): non-saturating loss with R1 (gamma 0.1) against "
-        "dropped modes, wider networks (G and D 3 x 256), 100 epochs, Adam(1e-3, 0.5) cosine-decayed to 1e-5 over "
-        "the 10,000 steps.",
+        "dropped modes, wider networks (G and D 3 x 256), 150 epochs, Adam(1e-3, 0.5) cosine-decayed to 1e-5 over "
+        "the 15,000 steps (the last 50 epochs sharpen the paths between modes: high-quality samples 93.2 -> 96.4% "
+        "and 92.6 -> 96.7% on seeds 3 and 4 against 100 epochs).",
         "grid2d",
         model={"r1_weight": 0.1},
         networks={
             "generator": {"latent_dim": 2, "hidden": [256, 256, 256]},
             "discriminator": {"hidden": [256, 256, 256]},
         },
-        epochs=100,
-        optimizers=_mixture_optimizers(100),
+        epochs=150,
+        optimizers=_mixture_optimizers(150),
     ),
     "pacgan-ring2d": _mlp_preset(
         "PacGAN2 (Lin et al. 2018) on the 2-D ring: the discriminator judges 2 samples at once (packing penalizes "
@@ -142,8 +143,8 @@ PRESETS = {
         optimizers=_mixture_optimizers(100),
     ),
     "pacgan-grid2d": _mlp_preset(
-        "PacGAN on the 2-D grid: the grid2d networks (G and D 3 x 256) and schedule (100 epochs, Adam(1e-3, 0.5) "
-        "cosine-decayed to 1e-5), the discriminator judging 4 samples at once.",
+        "PacGAN on the 2-D grid: the grid2d networks (G and D 3 x 256), 100 epochs of Adam(1e-3, 0.5) "
+        "cosine-decayed to 1e-5, the discriminator judging 4 samples at once.",
         "grid2d",
         networks={
             "generator": {"latent_dim": 2, "hidden": [256, 256, 256]},

@@ -235,6 +235,7 @@ def test_stacked_mnist_evaluation_counts_predicted_triples(mnist_classifier):
     coverage = result["metrics"]["coverage"]
     assert coverage["modes"] == len(np.unique(codes)) and coverage["num_modes"] == 1000
     assert coverage["kl"] == pytest.approx(float(np.sum(q * np.log(q * 1000))))
+    assert coverage["channel_counts"] == [np.bincount(digits[:, c], minlength=10).tolist() for c in range(3)]
     assert result["extractor"]["name"] == "mnist_classifier_per_channel"
     assert 1.0 <= result["metrics"]["is"]["mean"] <= 1000.0
 
@@ -393,3 +394,27 @@ def test_benchmark_quick_run(tmp_path):
         assert real["modes"] == modes and 0.975 < real["high_quality"] < 0.995, real
         assert real["reverse_kl"] < 4 * (modes - 1) / (2 * 2500), real
     assert "training data, 2,500 samples (calibration)" in result.stdout
+
+
+def test_benchmark_stacked_table_shows_the_channel_kls():
+    """The stacked-MNIST table: a run with per-channel KLs shows their sum; an older run without them a dash."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mode_collapse", os.path.join(ROOT, "benchmarks", "mode_collapse.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    runs = [{"seed": s, "modes": 1000, "kl": kl, "channel_kl_sum": c, "num_samples": 26000}
+            for s, kl, c in ((0, 0.2, 0.15), (1, 0.1, 0.05))]
+    mean, std = bench.summarize(runs, ("modes", "kl", "channel_kl_sum"))
+    assert mean["channel_kl_sum"] == pytest.approx(0.1) and std["channel_kl_sum"] == pytest.approx(0.05)
+    results = {
+        "new": {"dataset": "stacked_mnist", "runs": runs, "mean": mean, "std": std, "goal_met": False,
+                "seconds_per_run": 1.0},
+        "old": {"dataset": "stacked_mnist", "runs": runs[:1], "mean": {"modes": 1000.0, "kl": 0.2},
+                "std": {"modes": 0.0, "kl": 0.0}, "goal_met": False, "seconds_per_run": 1.0},
+    }
+    table = bench.format_tables(results, {"stacked_mnist": {"modes": 1000, "kl": 0.02, "channel_kl_sum": 0.001}})
+    assert "| channel KLs, summed |" in table
+    assert "| new | 1000.0 ± 0.0 | 0.150 ± 0.050 | 0.100 ± 0.050 | no | 2 | 1 |" in table
+    assert "| old | 1000.0 | 0.200 | — | no | 1 | 1 |" in table
+    assert "| 1000 | 0.020 | 0.001 | | | |" in table

@@ -359,9 +359,18 @@ def test_stacked_mnist_modes_from_constructed_triples():
     all_triples = np.array(list(itertools.product(range(10), repeat=3)), dtype=np.uint8)
     result = stacked_mnist_modes(all_triples)
     assert result["modes"] == 1000 and result["kl"] == pytest.approx(0.0, abs=1e-12)
-    ten = np.repeat(all_triples[::100], 5, axis=0)  # 10 distinct triples, 5 times each
+    assert result["channel_kl"] == pytest.approx([0.0, 0.0, 0.0], abs=1e-12)
+    assert result["channel_counts"] == [[100] * 10] * 3
+    ten = np.repeat(all_triples[::100], 5, axis=0)  # (d, 0, 0) for d in 0..9, 5 times each
     result = stacked_mnist_modes(ten)
     assert result["modes"] == 10 and result["kl"] == pytest.approx(math.log(100))
+    # Channel 0 uniform; channels 1 and 2 always 0: KL log 10 each, and they add up to the triples' KL here
+    # (the channels are independent).
+    assert result["channel_kl"] == pytest.approx([0.0, math.log(10), math.log(10)], abs=1e-12)
+    assert result["channel_counts"] == [[5] * 10, [50] + [0] * 9, [50] + [0] * 9]
+    skewed = np.stack([np.repeat(np.arange(10), [2, 1, 1, 1, 1, 1, 1, 1, 1, 0]), np.zeros(10, int), np.zeros(10, int)], 1)
+    q = np.array([2, 1, 1, 1, 1, 1, 1, 1, 1]) / 10  # channel 0's histogram (digit 9 never drawn)
+    assert stacked_mnist_modes(skewed)["channel_kl"][0] == pytest.approx(float(np.sum(q * np.log(10 * q))))
     with pytest.raises(ValueError, match=r"\(4, 2\)"):
         stacked_mnist_modes(np.zeros((4, 2), dtype=int))
     with pytest.raises(ValueError, match="0..9"):
