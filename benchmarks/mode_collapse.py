@@ -16,9 +16,10 @@ seed of each preset goes next to the JSON.
     python benchmarks/mode_collapse.py --stacked --seeds 1 # + stacked MNIST (~20 min more on 2 idle CPU cores)
     python benchmarks/mode_collapse.py --presets grid2d --seeds 3 --merge   # add rows to an existing --out
 
-Cost measured on 2 shared CPU cores: about 50 s per run of ring2d / pacgan-ring2d, 120-200 s of grid2d (R1 makes
-it slower), 85 s of pacgan-grid2d, so the full 10-seed table takes about an hour; ``--merge`` builds it from
-shorter invocations.
+Cost measured on 2 CPU cores: about 50 s per run of ring2d / pacgan-ring2d, 300 s of grid2d (150 epochs; R1
+makes it slower), 100 s of pacgan-grid2d, so the full 10-seed table takes about 80 minutes; ``--merge`` builds it
+from shorter invocations. Stacked MNIST rows also show the summed KLs of the three channels' digit histograms
+(the triples' KL is that plus the channels' dependence): a generator that draws some digits poorly shows there.
 """
 
 import argparse
