@@ -38,6 +38,10 @@ else:  # the VAE family: the test suite's tiny networks
     config = dataclasses.replace(tiny_config(name), batch_size=16)
 if len(sys.argv) > 3:  # model overrides, as JSON: e.g. '{"dead_code_steps": 1}' to restart codes at once
     config = dataclasses.replace(config, model={**config.model, **json.loads(sys.argv[3])})
+if len(sys.argv) > 4:  # the GAN generator optimizer's config overrides, e.g. '{"use_ema": true}'
+    g_optimizer = {**config.optimizers["g_optimizer"]}
+    g_optimizer["config"] = {**g_optimizer["config"], **json.loads(sys.argv[4])}
+    config = dataclasses.replace(config, optimizers={**config.optimizers, "g_optimizer": g_optimizer})
 dataset = config.dataset
 x, y = data.load_arrays(dataset, split="train")
 ds = tf.data.Dataset.from_tensor_slices((x[: 16 * steps], y[: 16 * steps])).batch(16, drop_remainder=True)
