@@ -307,7 +307,8 @@ def main(argv=None):
             print(f"{name} seed {seed}: {scores} ({run['seconds']:.0f} s training)", flush=True)
             if seed == seeds[0]:
                 save_plot(samples, config, os.path.join(args.plots, f"{stem}_{name}.png"))
-        keys = ("modes", "kl", "channel_kl_sum") if dataset == "stacked_mnist" else ("modes", "high_quality", "reverse_kl")
+        stacked = dataset == "stacked_mnist"
+        keys = ("modes", "kl", "channel_kl_sum") if stacked else ("modes", "high_quality", "reverse_kl")
         mean, std = summarize(runs, keys)
         results[name] = {
             "dataset": dataset,

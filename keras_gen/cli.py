@@ -181,7 +181,8 @@ def _set_tensorflow_threads(intra, inter):
             tf.config.threading.set_inter_op_parallelism_threads(inter)
     except RuntimeError as exc:  # the runtime already started in this process
         raise ValueError(f"Cannot set TensorFlow's thread counts now: {exc}") from exc
-    return tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads()
+    threading = tf.config.threading
+    return threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()
 
 
 def _parse_metrics(text):

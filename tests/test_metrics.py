@@ -368,7 +368,8 @@ def test_stacked_mnist_modes_from_constructed_triples():
     # (the channels are independent).
     assert result["channel_kl"] == pytest.approx([0.0, math.log(10), math.log(10)], abs=1e-12)
     assert result["channel_counts"] == [[5] * 10, [50] + [0] * 9, [50] + [0] * 9]
-    skewed = np.stack([np.repeat(np.arange(10), [2, 1, 1, 1, 1, 1, 1, 1, 1, 0]), np.zeros(10, int), np.zeros(10, int)], 1)
+    first = np.repeat(np.arange(10), [2, 1, 1, 1, 1, 1, 1, 1, 1, 0])  # (10,)
+    skewed = np.stack([first, np.zeros(10, int), np.zeros(10, int)], 1)
     q = np.array([2, 1, 1, 1, 1, 1, 1, 1, 1]) / 10  # channel 0's histogram (digit 9 never drawn)
     assert stacked_mnist_modes(skewed)["channel_kl"][0] == pytest.approx(float(np.sum(q * np.log(10 * q))))
     with pytest.raises(ValueError, match=r"\(4, 2\)"):

@@ -247,8 +247,9 @@ class GAN(GenerativeModel):
 
         With ``g_optimizer=Adam(..., use_ema=True, ema_momentum=0.999)`` the generator that samples, saves and
         exports after training is the average of its last ~1,000 updates (Yazici et al. 2019,
-        https://arxiv.org/abs/1806.04498): sharper and less biased toward the modes of the last steps. Fitting again
-        continues from the averaged weights, as with any Keras optimizer's ``use_ema``.
+        https://arxiv.org/abs/1806.04498, report better scores with it; measured here on stacked MNIST it did not
+        change the KL: 0.193 against 0.184). Fitting again continues from the averaged weights, as with any Keras
+        optimizer's ``use_ema``.
         """
         if len(args) > 5:  # callbacks passed by position (x, y, batch_size, epochs, verbose, callbacks, ...)
             args = list(args)
