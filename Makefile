@@ -34,7 +34,7 @@ bench: setup
 	$(PY) benchmarks/serving.py
 	$(PY) benchmarks/likelihood.py
 
-# The full PacGAN-style table: 4 mixture presets x 10 seeds, then the stacked-MNIST presets (about 1.5 h here).
+# The full PacGAN-style table: 4 mixture presets x 10 seeds (~80 min here), then the stacked-MNIST presets (~30 min).
 bench-mode-collapse: setup
 	$(PY) benchmarks/mode_collapse.py --seeds 10
 	$(PY) benchmarks/mode_collapse.py --presets dcgan-stacked-mnist,pacgan-stacked-mnist --seeds 1 --merge

@@ -47,6 +47,16 @@ def _percentile(values, q):
     return values[index]
 
 
+def _row(backend, batching, clients, latencies, rate, errors):
+    """One table row from a `run_load` result."""
+    return {
+        "backend": backend, "batching": batching, "clients": clients,
+        "requests": len(latencies), "errors": len(errors),
+        "p50_ms": 1e3 * _percentile(latencies, 50), "p99_ms": 1e3 * _percentile(latencies, 99),
+        "requests_per_s": rate,
+    }
+
+
 def export_dcgan(base):
     from keras_gen import presets
     from keras_gen.export import export_model
@@ -133,12 +143,7 @@ def protocol_ceiling(args, latent_dim):
         address = f"127.0.0.1:{ports.get(timeout=300)}"
         for clients in (1, 16):
             latencies, rate, errors = run_load(address, clients, args.seconds, args.warmup, latent_dim)
-            rows.append({
-                "backend": "fixed answer (no model)", "batching": False, "clients": clients,
-                "requests": len(latencies), "errors": len(errors),
-                "p50_ms": 1e3 * _percentile(latencies, 50), "p99_ms": 1e3 * _percentile(latencies, 99),
-                "requests_per_s": rate,
-            })
+            rows.append(_row("fixed answer (no model)", False, clients, latencies, rate, errors))
             print(f"  fixed answer clients={clients:<3} p50 {rows[-1]['p50_ms']:6.2f} ms  {rate:7.1f} req/s",
                   file=sys.stderr, flush=True)
     finally:
@@ -222,12 +227,7 @@ def main(argv=None):
                 try:
                     for clients in CONCURRENCY:
                         latencies, rate, errors = run_load(address, clients, args.seconds, args.warmup, latent_dim)
-                        row = {
-                            "backend": backend, "batching": batching, "clients": clients,
-                            "requests": len(latencies), "errors": len(errors),
-                            "p50_ms": 1e3 * _percentile(latencies, 50), "p99_ms": 1e3 * _percentile(latencies, 99),
-                            "requests_per_s": rate,
-                        }
+                        row = _row(backend, batching, clients, latencies, rate, errors)
                         rows.append(row)
                         print(f"  {backend:<10} batching={'on ' if batching else 'off'} clients={clients:<3} "
                               f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  {rate:7.1f} req/s  "

@@ -7,8 +7,8 @@ meaning the model chooses (`keras_gen.models.VAE`: Bernoulli logits or Gaussian 
 in float32 under mixed precision.
 
 Conditioning (conditional VAE, Sohn et al. 2015, https://papers.nips.cc/paper/5775): the label goes through
-an `Embedding` of size ``num_classes`` (by default, initialized to one-hot codes) and is concatenated to the flattened features in the
-encoder and to ``z`` in the decoder.
+an `Embedding` of size ``num_classes`` (by default, initialized to one-hot codes) and is concatenated to the
+flattened features in the encoder and to ``z`` in the decoder.
 """
 
 import math

@@ -39,13 +39,17 @@ def codebook_perplexity(indices, num_codes):
     Returns:
         A float32 scalar in ``[1, K]``.
     """
-    flat = ops.reshape(ops.cast(indices, "int32"), (-1,))
-    counts = ops.sum(ops.one_hot(flat, int(num_codes), dtype="float32"), axis=0)  # (K,)
-    counts, _ = _over_replicas(counts)  # usage over the global batch, not one replica's slice
+    counts, _ = _over_replicas(_code_counts(indices, num_codes))  # usage over the global batch, not one replica's
     p = counts / ops.sum(counts)
     safe = ops.where(p > 0, p, ops.ones_like(p))
     entropy = -ops.sum(ops.where(p > 0, p * ops.log(safe), ops.zeros_like(p)))
     return ops.exp(entropy)
+
+
+def _code_counts(indices, num_codes):
+    """How many positions of ``indices`` (any shape) use each code: float32 ``(num_codes,)``."""
+    flat = ops.reshape(ops.cast(indices, "int32"), (-1,))
+    return ops.sum(ops.one_hot(flat, int(num_codes), dtype="float32"), axis=0)
 
 
 def _over_replicas(total, rows=None):
@@ -150,12 +154,9 @@ class VectorQuantizer(keras.layers.Layer):
         from keras_gen import rng
 
         flat = ops.reshape(ops.stop_gradient(ops.cast(z_e, "float32")), (-1, self.code_dim))  # (N, D)
-        counts = ops.sum(
-            ops.one_hot(ops.reshape(ops.cast(indices, "int32"), (-1,)), self.num_codes, dtype="float32"), axis=0
-        )  # (K,)
         # Usage and replacements over the global batch, so every replica makes the same update (the one a single
         # device makes): summed counts, and the positions of all replicas in the global batch's order.
-        counts, flat = _over_replicas(counts, flat)  # (K,), (N_global, D)
+        counts, flat = _over_replicas(_code_counts(indices, self.num_codes), flat)  # (K,), (N_global, D)
         idle = ops.where(counts > 0, ops.zeros_like(self.idle_steps), self.idle_steps + 1)  # (K,)
         dead = idle >= int(min_idle_steps)  # (K,)
         n = ops.shape(flat)[0]
