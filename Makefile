@@ -37,7 +37,7 @@ bench: setup
 # The full PacGAN-style table: 4 mixture presets x 10 seeds (~80 min here), then the stacked-MNIST presets (~30 min).
 bench-mode-collapse: setup
 	$(PY) benchmarks/mode_collapse.py --seeds 10
-	$(PY) benchmarks/mode_collapse.py --presets dcgan-stacked-mnist,pacgan-stacked-mnist --seeds 1 --merge
+	$(PY) benchmarks/mode_collapse.py --presets dcgan-stacked-mnist,pacgan-stacked-mnist,r1-stacked-mnist --seeds 1 --merge
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache

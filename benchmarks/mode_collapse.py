@@ -61,7 +61,7 @@ GOAL = {
 }
 
 DEFAULT_PRESETS = ("ring2d", "pacgan-ring2d", "grid2d", "pacgan-grid2d")
-STACKED_PRESETS = ("dcgan-stacked-mnist", "pacgan-stacked-mnist")
+STACKED_PRESETS = ("dcgan-stacked-mnist", "pacgan-stacked-mnist", "r1-stacked-mnist")
 
 
 def parse_args(argv=None):
@@ -140,7 +140,7 @@ def train_and_score(preset, seed, epochs, n, verbose):
     dataset = data.load_dataset(config.dataset, split="train", batch_size=config.batch_size, seed=seed)
     model = presets.build_model(config)
     start = time.perf_counter()
-    model.fit(dataset, epochs=config.epochs, verbose=verbose)
+    model.fit(dataset, epochs=config.epochs, verbose=verbose, shuffle=False)  # tf.data shuffles
     seconds = time.perf_counter() - start
     result = evaluate(model, ["coverage"], dataset=config.dataset, n=n, seed=seed, progress=False)
     coverage = result["metrics"]["coverage"]
