@@ -76,7 +76,8 @@ def parse_args(argv=None):
         "--stacked", action="store_true",
         help="also train the stacked-MNIST presets (DCGAN on 50,000 28x28x3 images, 781 steps per epoch; measured "
         "on 2 CPU cores: pacgan-stacked-mnist ~45 s per epoch idle, ~2 min busy; dcgan-stacked-mnist ~1.6x that; "
-        "so 10 epochs x 2 presets x 10 seeds is 3-9 hours here, minutes on a GPU)",
+        "r1-stacked-mnist ~2 min per epoch idle and 30 epochs, so ~1 hour per seed; 10 seeds of all three take "
+        "~15 hours here, minutes on a GPU)",
     )
     parser.add_argument("--stacked-epochs", type=int, help="epochs of the stacked-MNIST presets (default: preset's)")
     parser.add_argument("--n", type=int, help="samples per evaluation (default 2,500 points / 26,000 stacked MNIST)")

@@ -307,6 +307,7 @@ def check_classifier(data_path):
 
 
 def run(data_dir, config_set, out, budget):
+    """Trains every config of ``CONFIG_SETS[config_set]`` at once, writes ``out`` and prints the table."""
     data_path = os.path.join(data_dir, "stack.npz")
     check_classifier(data_path)
     configs = CONFIG_SETS[config_set]
