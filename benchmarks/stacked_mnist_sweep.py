@@ -175,7 +175,7 @@ def _kl_to_uniform(counts):
 
 
 def _score(generator, classifier, latent, device, n=26000, seed=1234):
-    """Modes, KL, summed channel KLs and the share of channels read with confidence < 0.9, on n samples."""
+    """`summarize` of n samples of the generator (inference mode: BatchNorm's moving statistics)."""
     import torch
 
     rng = torch.Generator(device=device).manual_seed(seed)
@@ -188,7 +188,12 @@ def _score(generator, classifier, latent, device, n=26000, seed=1234):
             digits.append(p.argmax(-1).cpu().numpy())
             confidence.append(p.max(-1).values.cpu().numpy())
     generator.train()
-    digits, confidence = np.concatenate(digits), np.concatenate(confidence)  # (n, 3)
+    return summarize(np.concatenate(digits), np.concatenate(confidence))
+
+
+def summarize(digits, confidence):
+    """``(n, 3)`` predicted digits and their confidences -> the scores `keras_gen.metrics.stacked_mnist_modes`
+    gives (modes, KL, summed channel KLs) and the share of channels read with confidence < 0.9."""
     codes = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
     channels = [np.bincount(digits[:, c], minlength=10) for c in range(3)]
     return {

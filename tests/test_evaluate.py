@@ -418,3 +418,24 @@ def test_benchmark_stacked_table_shows_the_channel_kls():
     assert "| new | 1000.0 ± 0.0 | 0.150 ± 0.050 | 0.100 ± 0.050 | no | 2 | 1 |" in table
     assert "| old | 1000.0 | 0.200 | — | no | 1 | 1 |" in table
     assert "| 1000 | 0.020 | 0.001 | | | |" in table
+
+
+def test_sweep_scores_like_stacked_mnist_modes():
+    """benchmarks/stacked_mnist_sweep.py scores its PyTorch runs with its own NumPy code; on skewed random triples
+    it must give what `stacked_mnist_modes` gives, and the confidence share is counted by hand."""
+    import importlib.util
+
+    from keras_gen.metrics import stacked_mnist_modes
+
+    path = os.path.join(ROOT, "benchmarks", "stacked_mnist_sweep.py")
+    spec = importlib.util.spec_from_file_location("stacked_mnist_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)  # imports NumPy only at module level: PyTorch stays unneeded here
+    rng = np.random.default_rng(0)
+    digits = rng.choice(10, size=(3000, 3), p=np.linspace(1, 3, 10) / 20)  # (3000, 3), skewed toward 9
+    confidence = np.tile([0.5, 0.95, 0.99], (3000, 1))  # one channel in three below 0.9
+    scores, expected = sweep.summarize(digits, confidence), stacked_mnist_modes(digits)
+    assert scores["modes"] == expected["modes"] < 1000
+    assert scores["kl"] == pytest.approx(expected["kl"], rel=1e-12) and scores["kl"] > 0.05
+    assert scores["channel_kl_sum"] == pytest.approx(sum(expected["channel_kl"]), rel=1e-12)
+    assert scores["low_confidence"] == pytest.approx(1 / 3)
