@@ -169,7 +169,7 @@ def _networks(config, device):
     return generator, discriminator
 
 
-def _kl_to_uniform(counts):
+def _kl_to_uniform(counts):  # keras_gen.metrics.coverage's, repeated: this script runs where keras is absent
     q = counts[counts > 0] / counts.sum()
     return float(np.sum(q * np.log(len(counts) * q)))
 
@@ -194,11 +194,11 @@ def _score(generator, classifier, latent, device, n=26000, seed=1234):
 def summarize(digits, confidence):
     """``(n, 3)`` predicted digits and their confidences -> the scores `keras_gen.metrics.stacked_mnist_modes`
     gives (modes, KL, summed channel KLs) and the share of channels read with confidence < 0.9."""
-    codes = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
+    counts = np.bincount(digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2], minlength=1000)  # (1000,)
     channels = [np.bincount(digits[:, c], minlength=10) for c in range(3)]
     return {
-        "modes": int(np.count_nonzero(np.bincount(codes, minlength=1000))),
-        "kl": _kl_to_uniform(np.bincount(codes, minlength=1000)),
+        "modes": int(np.count_nonzero(counts)),
+        "kl": _kl_to_uniform(counts),
         "channel_kl_sum": sum(_kl_to_uniform(c) for c in channels),
         "low_confidence": float((confidence < 0.9).mean()),
     }
