@@ -1,5 +1,7 @@
 """GAN behaviour beyond the shared harness: the update schedule, constraints, sampling, learning, bad input."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -195,3 +197,23 @@ def test_weight_average_is_not_applied_before_any_step():
     gan.finalize_averages()  # no step taken: the zero-initialized averages must not replace the weights
     for b, v in zip(before, gan.generator.trainable_variables):
         np.testing.assert_array_equal(v.numpy(), b)
+
+
+def test_penalties_warn_about_keras_own_normalization_layers():
+    # R1 / the gradient penalty through keras.layers.BatchNormalization get a wrong second derivative on
+    # TensorFlow (tests/test_losses.py shows it); the package's discriminators use its own layers.
+    g = nets.dcgan_generator(latent_dim=8, image_shape=(16, 16, 1), width=4)
+    images = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(4, 4, strides=2, padding="same")(images)
+    x = keras.layers.BatchNormalization(name="stock_bn")(x)
+    stock = keras.Model(images, keras.layers.Dense(1)(keras.layers.Flatten()(x)))
+    with pytest.warns(RuntimeWarning, match="stock_bn.*tf.nn.moments.*keras_gen.networks.BatchNormalization"):
+        GAN(g, stock, r1_weight=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GAN(g, stock)  # no penalty: nothing differentiates twice
+        ours = nets.dcgan_discriminator(image_shape=(16, 16, 1), width=4, normalization="batch")
+        GAN(g, ours, r1_weight=1.0)
+        GAN(g, nets.dcgan_discriminator(image_shape=(16, 16, 1), width=4, normalization="layer"),
+            loss="wasserstein", gradient_penalty_weight=10.0)
+    assert sum(isinstance(layer, nets.BatchNormalization) for layer in ours.layers) == 1  # 16 -> 8 -> 4

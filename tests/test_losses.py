@@ -150,3 +150,112 @@ def test_penalties_with_labels_use_the_conditional_critic():
 def test_losses_are_registered_for_serialization():
     fn = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(losses.hinge_generator_loss))
     assert fn is losses.hinge_generator_loss
+
+
+def _normalized_critic(normalization, dtype="float64"):
+    """Conv -> normalization -> LeakyReLU -> Dense: a small discriminator with a layer the penalties differentiate
+    through twice."""
+    from keras_gen.networks.layers import BatchNormalization, LayerNormalization
+
+    images = keras.Input((6, 6, 2), dtype=dtype)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", dtype=dtype, name="conv")(images)  # (B, 3, 3, 4)
+    if normalization == "batch":
+        x = BatchNormalization(dtype=dtype, name="norm")(x)
+    elif normalization == "keras_batch":
+        x = keras.layers.BatchNormalization(dtype=dtype, name="norm")(x)
+    else:
+        x = LayerNormalization(axis=[1, 2, 3], dtype=dtype, name="norm")(x)
+    x = keras.layers.LeakyReLU(0.2, dtype=dtype)(x)
+    logits = keras.layers.Dense(1, dtype=dtype, name="logits")(keras.layers.Flatten(dtype=dtype)(x))
+    critic = keras.Model(images, logits)
+    rng = np.random.default_rng(1)
+    for weight in critic.trainable_weights:  # random biases, gamma and beta too: nothing sits at a special value
+        weight.assign(rng.normal(size=weight.shape) * (0.5 if "kernel" in weight.path else 0.3))
+    return critic
+
+
+def _penalty_gradient(critic, penalty, real, fake):
+    """(penalty value, d penalty / d conv kernel, d penalty / d conv bias) by the penalty's own double backward."""
+    conv = critic.get_layer("conv")
+    with tf.GradientTape() as tape:
+        if penalty == "r1":
+            value = losses.r1_penalty(critic, real)
+        else:
+            value = losses.gradient_penalty(critic, real, fake, seed=3)
+    kernel_grad, bias_grad = tape.gradient(value, [conv.kernel, conv.bias])
+    return float(value), kernel_grad.numpy(), bias_grad.numpy()
+
+
+def _penalty_by_first_derivatives(critic, penalty, real, fake):
+    """The penalty in float64 from a first-order input gradient only (exact with any normalization layer)."""
+    x = tf.constant(real) if penalty == "r1" else losses.interpolate(real, fake, seed=3)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(critic(x, training=True))
+    norms = tf.sqrt(tf.reduce_sum(tf.square(tape.gradient(total, x)), axis=[1, 2, 3]))  # (B,)
+    return float(tf.reduce_mean(norms**2 if penalty == "r1" else (norms - 1.0) ** 2))
+
+
+@pytest.mark.parametrize("penalty", ["r1", "gp"])
+@pytest.mark.parametrize("normalization", ["batch", "layer"])
+def test_penalty_gradients_through_normalization_match_finite_differences(normalization, penalty):
+    # The penalties differentiate the critic's input gradient with respect to its weights. Keras' own
+    # normalization layers compute their statistics on TensorFlow with tf.nn.moments, whose stop_gradient makes
+    # that second derivative wrong for every weight before them; keras_gen's layers must make it exact.
+    critic = _normalized_critic(normalization)
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(5, 6, 6, 2))
+    fake = rng.normal(size=(5, 6, 6, 2))
+    _, kernel_grad, bias_grad = _penalty_gradient(critic, penalty, real, fake)
+    kernel = critic.get_layer("conv").kernel
+    original = kernel.numpy()
+    h = 1e-5
+    for index in [(0, 0, 0, 0), (1, 2, 1, 3), (2, 1, 0, 2), (1, 1, 1, 1)]:
+        shifted = []
+        for sign in (1.0, -1.0):
+            weights = original.copy()
+            weights[index] += sign * h
+            kernel.assign(weights)
+            shifted.append(_penalty_by_first_derivatives(critic, penalty, real, fake))
+        kernel.assign(original)
+        numeric = (shifted[0] - shifted[1]) / (2 * h)
+        np.testing.assert_allclose(kernel_grad[index], numeric, rtol=1e-4, atol=1e-6 * np.abs(kernel_grad).max())
+    if normalization == "batch" and penalty == "r1":
+        # Batch normalization in training mode cancels a per-channel bias before it, so the critic, its input
+        # gradient and R1 do not depend on that bias at all.
+        assert np.abs(bias_grad).max() < 1e-9 * np.abs(kernel_grad).max()
+
+
+def test_keras_batch_normalization_still_gets_the_second_derivative_wrong():
+    # Why keras_gen.networks.layers.BatchNormalization exists. When this fails, Keras (or tf.nn.moments) computes
+    # the second derivative exactly and the discriminators can go back to keras.layers.BatchNormalization.
+    critic = _normalized_critic("keras_batch")
+    real = np.random.default_rng(2).normal(size=(5, 6, 6, 2))
+    _, kernel_grad, bias_grad = _penalty_gradient(critic, "r1", real, None)
+    assert np.abs(bias_grad).max() > 1e-3 * np.abs(kernel_grad).max()  # should be 0 (see the test above)
+
+
+def test_twice_differentiable_normalization_matches_keras_forward():
+    # Same outputs, moving statistics and first derivatives as the Keras layers (only the second derivative differs).
+    from keras_gen.networks.layers import BatchNormalization, LayerNormalization
+
+    x = np.random.default_rng(3).normal(size=(8, 3, 3, 4)).astype("float32") * 2 + 1
+    for ours, theirs in ((BatchNormalization(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)),
+                         (LayerNormalization(axis=[1, 2, 3]), keras.layers.LayerNormalization(axis=[1, 2, 3]))):
+        ours.build(x.shape)
+        theirs.build(x.shape)
+        for a, b in zip(ours.weights, theirs.weights):
+            a.assign(np.random.default_rng(4).normal(size=a.shape) * 0.3 + (1.0 if "variance" in a.path else 0.0))
+            b.assign(a.numpy())
+        inputs = tf.constant(x)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(inputs)
+            y_ours, y_theirs = ours(inputs, training=True), theirs(inputs, training=True)
+            weights = tf.constant(np.random.default_rng(5).normal(size=x.shape).astype("float32"))
+            loss_ours, loss_theirs = tf.reduce_sum(y_ours * weights), tf.reduce_sum(y_theirs * weights)
+        np.testing.assert_allclose(y_ours.numpy(), y_theirs.numpy(), atol=1e-5)
+        np.testing.assert_allclose(tape.gradient(loss_ours, inputs).numpy(), tape.gradient(loss_theirs, inputs).numpy(),
+                                   atol=1e-5)
+        for a, b in zip(ours.weights, theirs.weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+        assert type(keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(ours))) is type(ours)

@@ -38,6 +38,26 @@ def _packing_of(discriminator):
     return max(packs, default=1)
 
 
+def _warn_stock_normalization(discriminator):
+    """Warns when a penalty would differentiate twice through Keras' own normalization layers on TensorFlow."""
+    import warnings
+
+    stock = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
+    names = [
+        layer.name for layer in discriminator._flatten_layers(include_self=False)
+        if type(layer) in stock and not getattr(layer, "synchronized", False) and not getattr(layer, "rms_scaling", False)
+    ]
+    if names and keras.backend.backend() == "tensorflow":
+        warnings.warn(
+            f"The discriminator's {', '.join(names)} are keras.layers normalization layers: on TensorFlow their "
+            "statistics come from tf.nn.moments, whose stop_gradient makes the second derivative that R1 and the "
+            "gradient penalty take wrong for every weight before them (tensorflow#24508). Use "
+            "keras_gen.networks.BatchNormalization / LayerNormalization (drop-in, same weights and outputs).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_gen")
 class GAN(GenerativeModel):
     """A generative adversarial network (Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661).
@@ -138,6 +158,8 @@ class GAN(GenerativeModel):
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.sample_shape = tuple(int(s) for s in generator.outputs[0].shape[1:])
         self.packing = _packing_of(discriminator)
+        if self.gradient_penalty_weight or self.r1_weight:
+            _warn_stock_normalization(discriminator)
         self.d_optimizer = None
         self.g_optimizer = None
 

@@ -2,7 +2,9 @@
 
 from keras_gen.networks.dcgan import dcgan_discriminator, dcgan_generator, resolution_plan
 from keras_gen.networks.layers import (
+    BatchNormalization,
     ConditionalBatchNormalization,
+    LayerNormalization,
     Pack,
     ProjectionHead,
     SpectralConv2D,
@@ -14,6 +16,8 @@ from keras_gen.networks.vq_vae import VectorQuantizer, codebook_perplexity, stra
 from keras_gen.networks.vae import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 
 __all__ = [
+    "BatchNormalization",
+    "LayerNormalization",
     "ConditionalBatchNormalization",
     "Pack",
     "ProjectionHead",

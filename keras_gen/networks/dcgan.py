@@ -14,7 +14,9 @@ Square images whose side halves at least once to an integer of at least 4 are su
 import keras
 
 from keras_gen.networks.layers import (
+    BatchNormalization,
     ConditionalBatchNormalization,
+    LayerNormalization,
     Pack,
     ProjectionHead,
     SpectralConv2D,
@@ -188,9 +190,9 @@ def dcgan_discriminator(
         conv = SpectralConv2D if spectral_norm else keras.layers.Conv2D
         x = conv(filters, 4, strides=2, padding="same", name=f"down{i}")(x)  # (B, side / 2**(i+1), ..., filters)
         if i > 0 and normalization == "batch":
-            x = keras.layers.BatchNormalization(synchronized=synchronized_batch_norm, name=f"down{i}_bn")(x)
+            x = BatchNormalization(synchronized=synchronized_batch_norm, name=f"down{i}_bn")(x)
         elif i > 0 and normalization == "layer":
-            x = keras.layers.LayerNormalization(axis=[1, 2, 3], name=f"down{i}_ln")(x)
+            x = LayerNormalization(axis=[1, 2, 3], name=f"down{i}_ln")(x)
         x = keras.layers.LeakyReLU(0.2)(x)
         if dropout:
             x = keras.layers.Dropout(dropout)(x)
