@@ -207,7 +207,8 @@ def test_penalties_warn_about_keras_own_normalization_layers():
     x = keras.layers.Conv2D(4, 4, strides=2, padding="same")(images)
     x = keras.layers.BatchNormalization(name="stock_bn")(x)
     stock = keras.Model(images, keras.layers.Dense(1)(keras.layers.Flatten()(x)))
-    with pytest.warns(RuntimeWarning, match="stock_bn.*tf.nn.moments.*keras_gen.networks.BatchNormalization"):
+    message = r"own layers \(stock_bn\).*tf.nn.moments.*keras_gen.networks.BatchNormalization"
+    with pytest.warns(RuntimeWarning, match=message):
         GAN(g, stock, r1_weight=1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -44,12 +44,14 @@ def _warn_stock_normalization(discriminator):
 
     stock = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
     names = [
-        layer.name for layer in discriminator._flatten_layers(include_self=False)
-        if type(layer) in stock and not getattr(layer, "synchronized", False) and not getattr(layer, "rms_scaling", False)
+        layer.name
+        for layer in discriminator._flatten_layers(include_self=False)
+        if type(layer) in stock and not getattr(layer, "synchronized", False)
+        and not getattr(layer, "rms_scaling", False)
     ]
     if names and keras.backend.backend() == "tensorflow":
         warnings.warn(
-            f"The discriminator's {', '.join(names)} are keras.layers normalization layers: on TensorFlow their "
+            f"The discriminator normalizes with Keras' own layers ({', '.join(names)}): on TensorFlow their "
             "statistics come from tf.nn.moments, whose stop_gradient makes the second derivative that R1 and the "
             "gradient penalty take wrong for every weight before them (tensorflow#24508). Use "
             "keras_gen.networks.BatchNormalization / LayerNormalization (drop-in, same weights and outputs).",
