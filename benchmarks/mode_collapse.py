@@ -87,6 +87,12 @@ def parse_args(argv=None):
         "--retable", action="store_true",
         help="train nothing: rebuild the tables (and the training-data calibration rows) of the results in --out",
     )
+    parser.add_argument(
+        "--curve-every", type=int,
+        help="also score every K epochs during training and keep the curve in the JSON (with the presets' constant "
+        "learning rates, epoch N of a longer run is exactly an N-epoch run: one long run shows where more epochs stop "
+        "helping)",
+    )
     parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
     parser.add_argument(
         "--merge", action="store_true",
@@ -97,7 +103,7 @@ def parse_args(argv=None):
         args.seeds = 1 if args.quick else 10
     if args.epochs is None and args.quick:
         args.epochs = 5
-    for name in ("seeds", "epochs", "stacked_epochs", "n"):
+    for name in ("seeds", "epochs", "stacked_epochs", "n", "curve_every"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
@@ -129,29 +135,67 @@ def check_presets(names):
 STACKED_KEYS = ("modes", "kl", "channel_kl", "channel_counts")
 
 
-def train_and_score(preset, seed, epochs, n, verbose):
+def score(model, dataset, n, seed):
+    """The coverage scores of ``n`` samples of ``model`` (drawn from fixed latents: training's RNG is untouched)."""
+    from keras_gen.metrics import evaluate
+
+    result = evaluate(model, ["coverage"], dataset=dataset, n=n, seed=seed, progress=False)
+    coverage = result["metrics"]["coverage"]
+    keys = ("modes", "high_quality", "reverse_kl", "counts") if "high_quality" in coverage else STACKED_KEYS
+    scores = {"num_samples": result["num_samples"], **{k: coverage[k] for k in keys}}
+    if "channel_kl" in scores:
+        scores["channel_kl_sum"] = sum(scores["channel_kl"])
+    if "high_quality" not in coverage:
+        scores["extractor"] = result["extractor"]
+    return scores
+
+
+def _curve_callback(curve, every, dataset, n, seed, label):
+    """A callback that appends ``{"epoch", "seconds", scores...}`` to ``curve`` every ``every`` epochs."""
+    import keras
+
+    class ScoreCurve(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start, self.scoring = time.perf_counter(), 0.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            if (epoch + 1) % every:
+                return
+            now = time.perf_counter()
+            seconds = now - self.start - self.scoring  # training seconds so far
+            scores = score(self.model, dataset, n, seed)
+            took = time.perf_counter() - now
+            self.scoring += took
+            curve.append({"epoch": epoch + 1, "seconds": round(seconds, 1), "scoring_seconds": took,
+                          **{k: v for k, v in scores.items() if k not in ("counts", "channel_counts", "extractor")}})
+            keys = [k for k in ("modes", "high_quality", "reverse_kl", "kl", "channel_kl_sum") if k in scores]
+            shown = ", ".join(f"{k}={scores[k]:.4g}" if scores[k] is not None else f"{k}=n/a" for k in keys)
+            print(f"{label} epoch {epoch + 1}: {shown} ({seconds:.0f} s)", flush=True)
+
+    return ScoreCurve()
+
+
+def train_and_score(preset, seed, epochs, n, verbose, curve_every=None):
     """Trains one preset with one seed; returns (scores dict, samples for the plot)."""
     import keras
 
     from keras_gen import data, presets
-    from keras_gen.metrics import evaluate
 
     config = presets.get_config(preset, seed=seed, epochs=epochs)
     keras.utils.set_random_seed(seed)
     dataset = data.load_dataset(config.dataset, split="train", batch_size=config.batch_size, seed=seed)
     model = presets.build_model(config)
+    curve = []
+    callbacks = [_curve_callback(curve, curve_every, config.dataset, n, seed, f"{preset} seed {seed}")] \
+        if curve_every else []
     start = time.perf_counter()
-    model.fit(dataset, epochs=config.epochs, verbose=verbose, shuffle=False)  # tf.data shuffles
+    model.fit(dataset, epochs=config.epochs, verbose=verbose, shuffle=False, callbacks=callbacks)  # tf.data shuffles
     seconds = time.perf_counter() - start
-    result = evaluate(model, ["coverage"], dataset=config.dataset, n=n, seed=seed, progress=False)
-    coverage = result["metrics"]["coverage"]
-    run = {"seed": seed, "epochs": config.epochs, "seconds": round(seconds, 1), "num_samples": result["num_samples"]}
-    keys = ("modes", "high_quality", "reverse_kl", "counts") if "high_quality" in coverage else STACKED_KEYS
-    run.update({k: coverage[k] for k in keys})
-    if "channel_kl" in run:
-        run["channel_kl_sum"] = sum(run["channel_kl"])
-    if "high_quality" not in coverage:
-        run["extractor"] = result["extractor"]
+    seconds -= sum(point.pop("scoring_seconds") for point in curve)
+    run = {"seed": seed, "epochs": config.epochs, "seconds": round(seconds, 1)}
+    run.update(score(model, config.dataset, n, seed))
+    if curve:
+        run["curve"] = curve
     samples = model.generate(64 if config.dataset == "stacked_mnist" else 2500, seed=seed)
     return run, samples, config
 
@@ -273,7 +317,28 @@ def format_tables(results, calibrations=None):
                     f"{'yes' if r['goal_met'] else 'no'} | {num_seeds} | {r['seconds_per_run']:.0f} |"
                 )
         lines.append("")
+    lines += _curve_table(results)
     return "\n".join(lines)
+
+
+def _curve_table(results):
+    """Markdown lines of the scores taken during training (``--curve-every``), one row per run; [] when none."""
+    runs = [(name, run) for name, r in results.items() for run in r["runs"] if run.get("curve")]
+    if not runs:
+        return []
+    epochs = sorted({point["epoch"] for _, run in runs for point in run["curve"]})
+    key = {name: "kl" if r["dataset"] == "stacked_mnist" else "reverse_kl" for name, r in results.items()}
+    lines = [
+        "### Scored during training (KL to uniform; reverse KL on the 2-D mixtures; --curve-every)",
+        "",
+        "| preset | seed | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
+        "|---|---|" + "---:|" * len(epochs),
+    ]
+    for name, run in runs:
+        by_epoch = {point["epoch"]: point.get(key[name]) for point in run["curve"]}
+        cells = ["" if by_epoch.get(e) is None else f"{by_epoch[e]:.3f}" for e in epochs]
+        lines.append(f"| {name} | {run['seed']} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def save_plot(samples, config, path):
@@ -302,7 +367,7 @@ def main(argv=None):
         n = args.n or (26_000 if dataset == "stacked_mnist" else 2_500)
         runs = []
         for seed in seeds:
-            run, samples, config = train_and_score(name, seed, epochs, n, args.verbose)
+            run, samples, config = train_and_score(name, seed, epochs, n, args.verbose, args.curve_every)
             runs.append(run)
             scores = ", ".join(f"{k}={run[k]}" for k in ("modes", "high_quality", "reverse_kl", "kl") if k in run)
             print(f"{name} seed {seed}: {scores} ({run['seconds']:.0f} s training)", flush=True)

@@ -439,3 +439,28 @@ def test_sweep_scores_like_stacked_mnist_modes():
     assert scores["kl"] == pytest.approx(expected["kl"], rel=1e-12) and scores["kl"] > 0.05
     assert scores["channel_kl_sum"] == pytest.approx(sum(expected["channel_kl"]), rel=1e-12)
     assert scores["low_confidence"] == pytest.approx(1 / 3)
+
+
+def test_benchmark_curve_scores_epoch_n_as_an_n_epoch_run_would(tmp_path):
+    """`--curve-every K` scores during training; epoch N of a longer run must score exactly as an N-epoch run (the
+    scoring draws from fixed latents and leaves training's random numbers alone), and the table shows the curve."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mode_collapse", os.path.join(ROOT, "benchmarks", "mode_collapse.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    common = ["--presets", "ring2d", "--seeds", "1", "--plots", str(tmp_path)]
+    bench.main(common + ["--epochs", "16", "--curve-every", "8", "--out", str(tmp_path / "long.json")])
+    bench.main(common + ["--epochs", "8", "--out", str(tmp_path / "short.json")])
+    with open(tmp_path / "long.json") as f:
+        long = json.load(f)
+    with open(tmp_path / "short.json") as f:
+        short = json.load(f)["results"]["ring2d"]["runs"][0]
+    curve = long["results"]["ring2d"]["runs"][0]["curve"]
+    assert [point["epoch"] for point in curve] == [8, 16]
+    assert curve[0]["high_quality"] > 0.1 and curve[0]["reverse_kl"] is not None  # a real score to compare
+    for key in ("modes", "high_quality", "reverse_kl"):
+        assert curve[0][key] == short[key], key
+        assert curve[1][key] == long["results"]["ring2d"]["runs"][0][key], key
+    assert "| preset | seed | epoch 8 | epoch 16 |" in long["table"]
+    assert "curve" not in short
