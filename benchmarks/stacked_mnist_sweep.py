@@ -59,6 +59,18 @@ CONFIG_SETS = {
         {"name": "r1x10_ema_30", "epochs": 30, "r1": 10.0, "ema": 0.999, "evals": _every(30)},
         {"name": "r1x10_cos30", "epochs": 30, "r1": 10.0, "schedule": "cosine", "evals": _every(30)},
     ],
+    # The r1-stacked-mnist preset (R1 gamma 10, Adam 4e-4) for longer over six seeds, and what might make it
+    # cheaper on CPU cores (lazy R1, StyleGAN2: the penalty every 4th step, 4x weighted; batch 128) or better.
+    "long": [
+        *({"name": f"preset_s{seed}", "epochs": 60, "r1": 10.0, "lr": 4e-4, "seed": seed, "evals": _every(60)}
+          for seed in range(6)),
+        *({"name": f"lazy4_s{seed}", "epochs": 60, "r1": 10.0, "r1_every": 4, "lr": 4e-4, "seed": seed,
+           "evals": _every(60)} for seed in range(2)),
+        *({"name": f"lr8_s{seed}", "epochs": 60, "r1": 10.0, "lr": 8e-4, "seed": seed, "evals": _every(60)}
+          for seed in range(2)),
+        {"name": "b128_lr8", "epochs": 60, "r1": 10.0, "lr": 8e-4, "batch": 128, "evals": _every(60)},
+        {"name": "preset_ema", "epochs": 60, "r1": 10.0, "lr": 4e-4, "ema": 0.999, "evals": _every(60)},
+    ],
 }
 
 
@@ -82,9 +94,36 @@ def export(out_dir):
     path = os.path.join(out_dir, "stack.npz")
     np.savez_compressed(
         path, digits=np.round((digits + 1) * 127.5).astype(np.uint8), triples=triples, labels=labels,
-        check=check, check_probs=classifier.probabilities(check).astype(np.float32), **weights,
+        check=check, check_probs=classifier.probabilities(check).astype(np.float32), **weights, **_step_fixture(),
     )
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+
+
+def _step_fixture():
+    """The r1-stacked-mnist networks' initial weights, a real batch, latents, and keras-gen's gradients on them:
+    of the discriminator loss and of R1 (discriminator weights) and of the generator loss (generator weights,
+    against the initial discriminator). ``run`` checks the PyTorch copy reproduces them before it trains."""
+    import keras
+    import tensorflow as tf
+
+    from keras_gen import data, losses, presets
+
+    model = presets.build_model(presets.get_config("r1-stacked-mnist", seed=0))
+    G, D = model.generator, model.discriminator
+    real, _ = data.load_arrays("stacked_mnist", split="train", num_samples=64, seed=0)  # (64, 28, 28, 3)
+    z_d, z_g = (np.random.default_rng(seed).normal(size=(64, 100)).astype(np.float32) for seed in (1, 2))
+    out = {f"step_init/{v.path}": v.numpy() for v in G.weights + D.weights}
+    fake = G(z_d, training=True)
+    with tf.GradientTape(persistent=True) as tape:
+        d_loss = model.discriminator_loss_fn(D(real, training=True), D(fake, training=True))
+        r1 = losses.r1_penalty(D, real)
+        g_loss = model.generator_loss_fn(D(G(z_g, training=True), training=True))
+    for name, loss, variables in (("d_loss", d_loss, D), ("r1", r1, D), ("g_loss", g_loss, G)):
+        for v, grad in zip(variables.trainable_variables, tape.gradient(loss, variables.trainable_variables)):
+            out[f"step_grad_{name}/{v.path}"] = np.zeros(v.shape, np.float32) if grad is None else grad.numpy()
+        out[f"step_value_{name}"] = np.float32(loss)
+    keras.utils.clear_session()
+    return {"step_real": real, "step_z_d": z_d, "step_z_g": z_g, **out}
 
 
 # ------------------------------------------------------------------------------------------- run (PyTorch)
@@ -207,7 +246,8 @@ def summarize(digits, confidence):
 def train(config, data_path, out_dir, deadline):
     """One config: options ``epochs``, ``evals`` (epochs to score at), ``seed``, ``width``, ``latent``,
     ``batch``, ``lr`` (or ``lr_g`` / ``lr_d``), ``beta1``, ``schedule`` (``"cosine"`` to 1% over all steps),
-    ``r1`` (gamma), ``loss`` (``"ns"`` or ``"hinge"``, with spectral norm), ``packing``, ``d_norm``
+    ``r1`` (gamma), ``r1_every`` (lazy R1: the penalty on every k-th step only, weighted k), ``loss`` (``"ns"``
+    or ``"hinge"``, with spectral norm), ``packing``, ``d_norm``
     (``"batch"`` or None), ``ema`` (generator weight EMA momentum, scored beside the raw weights)."""
     import torch
     import torch.nn.functional as F
@@ -233,6 +273,7 @@ def train(config, data_path, out_dir, deadline):
     ema_momentum = config.get("ema", 0.0)
     ema = {k: v.detach().clone() for k, v in generator.state_dict().items()} if ema_momentum else None
     gamma, hinge = config.get("r1", 0.0), config.get("loss", "ns") == "hinge"
+    r1_every = config.get("r1_every", 1)
     result = {"config": config, "device": device, "evals": []}
     path = os.path.join(out_dir, config["name"] + ".json")
     start, step = time.time(), 0
@@ -250,16 +291,17 @@ def train(config, data_path, out_dir, deadline):
             real = digits[triples[order[i * batch:(i + 1) * batch]]]  # (B, 3, 28, 28)
             with torch.no_grad():
                 fake = generator(torch.randn(batch, latent, device=device))
-            real.requires_grad_(bool(gamma))
+            penalize = bool(gamma) and step % r1_every == 0
+            real.requires_grad_(penalize)
             real_logits, fake_logits = discriminator(real), discriminator(fake)
             if hinge:
                 d_loss = F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
             else:
                 d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
             total = d_loss
-            if gamma:
+            if penalize:
                 (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-                total = total + 0.5 * gamma * grad.pow(2).reshape(batch, -1).sum(1).mean()
+                total = total + 0.5 * gamma * r1_every * grad.pow(2).reshape(batch, -1).sum(1).mean()
             optimizers["d"].zero_grad(set_to_none=True)
             total.backward()
             optimizers["d"].step()
@@ -296,6 +338,100 @@ def train(config, data_path, out_dir, deadline):
             break
 
 
+def _load_keras_weights(generator, discriminator, arrays, prefix="step_init/"):
+    """Copies the fixture's Keras weights (HWIO kernels, (in, out) dense kernels, BN statistics) into the copy."""
+    import torch
+
+    def t(name, layout=None):
+        value = arrays[prefix + name]
+        if layout == "conv":  # HWIO (Conv2D) / HW-out-in (Conv2DTranspose) -> PyTorch's (O, I, H, W) / (I, O, H, W)
+            value = value.transpose(3, 2, 0, 1)
+        elif layout == "dense":
+            value = value.T
+        return torch.tensor(np.ascontiguousarray(value))
+
+    g, d = generator, discriminator
+    with torch.no_grad():
+        g.project.weight.copy_(t("project/kernel", "dense"))
+        g.up0.weight.copy_(t("up0/kernel", "conv"))
+        g.to_image.weight.copy_(t("to_image/kernel", "conv"))
+        g.to_image.bias.copy_(t("to_image/bias"))
+        d.down0.weight.copy_(t("down0/kernel", "conv"))
+        d.down0.bias.copy_(t("down0/bias"))
+        d.down1.weight.copy_(t("down1/kernel", "conv"))
+        d.down1.bias.copy_(t("down1/bias"))
+        d.logits.weight.copy_(t("logits_dense/kernel", "dense"))
+        d.logits.bias.copy_(t("logits_dense/bias"))
+        for name, bn in (("project_bn", g.project_bn), ("up0_bn", g.up0_bn), ("down1_bn", d.down1_bn)):
+            bn.weight.copy_(t(f"{name}/gamma"))
+            bn.bias.copy_(t(f"{name}/beta"))
+            bn.running_mean.copy_(t(f"{name}/moving_mean"))
+            bn.running_var.copy_(t(f"{name}/moving_variance"))
+
+
+def check_step(data_path, tolerance=1e-3, generator_tolerance=5e-3):
+    """Checks that the PyTorch copy (in float64) reproduces keras-gen's losses and gradients on the export's fixed
+    step (`_step_fixture`); raises if any weight's gradient differs by more than ``tolerance`` of its largest
+    entry (or of 1e-2 of the loss's largest gradient, for those that should be 0). The generator's gradients get
+    ``generator_tolerance``: through its batch norms they cancel so much that float32 itself is off by ~1e-3 in
+    Keras (and by 3 % in a float32 PyTorch copy) against float64. This check is what found keras-gen's R1
+    gradients through Keras' own BatchNormalization 1-5 % off (tests/test_losses.py)."""
+    import torch
+    import torch.nn.functional as F
+
+    arrays = np.load(data_path)
+    if "step_real" not in arrays:
+        raise SystemExit(f"{data_path} has no training-step fixture: export it again with this script.")
+    generator, discriminator = _networks({}, "cpu")
+    _load_keras_weights(generator, discriminator, arrays)
+    generator.double()
+    discriminator.double()
+
+    def t(name):
+        return torch.tensor(arrays[name], dtype=torch.float64)
+
+    real = t("step_real").permute(0, 3, 1, 2).contiguous().requires_grad_(True)
+    with torch.no_grad():
+        fake = generator(t("step_z_d"))
+    real_logits = discriminator(real)
+    d_loss = F.softplus(-real_logits).mean() + F.softplus(discriminator(fake)).mean()
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    r1 = grad.pow(2).reshape(len(real), -1).sum(1).mean()
+    g_loss = F.softplus(-discriminator(generator(t("step_z_g")))).mean()
+    conv = (3, 2, 0, 1)
+    layouts = {
+        "d": [("down0/kernel", discriminator.down0.weight, conv), ("down0/bias", discriminator.down0.bias, None),
+              ("down1/kernel", discriminator.down1.weight, conv), ("down1/bias", discriminator.down1.bias, None),
+              ("down1_bn/gamma", discriminator.down1_bn.weight, None),
+              ("down1_bn/beta", discriminator.down1_bn.bias, None),
+              ("logits_dense/kernel", discriminator.logits.weight, (1, 0)),
+              ("logits_dense/bias", discriminator.logits.bias, None)],
+        "g": [("project/kernel", generator.project.weight, (1, 0)), ("up0/kernel", generator.up0.weight, conv),
+              ("up0_bn/gamma", generator.up0_bn.weight, None), ("to_image/kernel", generator.to_image.weight, conv),
+              ("to_image/bias", generator.to_image.bias, None)],
+    }
+    worst = 0.0
+    for name, loss, role in (("d_loss", d_loss, "d"), ("r1", r1, "d"), ("g_loss", g_loss, "g")):
+        value_difference = abs(loss.item() - float(arrays[f"step_value_{name}"]))
+        grads = torch.autograd.grad(loss, [p for _, p, _ in layouts[role]], retain_graph=True, allow_unused=True)
+        largest = max(np.abs(arrays[f"step_grad_{name}/{key}"]).max() for key, _, _ in layouts[role])
+        for (key, _, axes), got in zip(layouts[role], grads):
+            ref = arrays[f"step_grad_{name}/{key}"].astype(np.float64)
+            got = np.zeros_like(ref) if got is None else got.detach().numpy()
+            got = got.transpose(np.argsort(axes)) if axes else got  # back to the Keras layout
+            # A gradient that should be 0 (the bias batch norm cancels) is float32 noise in Keras: 1e-2 of the largest.
+            scale = max(np.abs(ref).max(), np.abs(got).max(), 1e-2 * largest)
+            difference = float(np.abs(got - ref).max() / scale)
+            worst = max(worst, difference)
+            if difference > (generator_tolerance if role == "g" else tolerance) or value_difference > 1e-5:
+                raise SystemExit(
+                    f"The PyTorch copy does not reproduce keras-gen's training step: d {name} / d {key} differs by "
+                    f"{difference:.1e} of its largest entry ({name} {loss.item():.6f} vs "
+                    f"{float(arrays[f'step_value_{name}']):.6f}); the sweep would not describe the preset."
+                )
+    print(f"training-step parity with keras-gen: losses and gradients within {worst:.1e} (float64 copy)")
+
+
 def check_classifier(data_path):
     """Prints the PyTorch classifier's agreement with the Keras one on the parity set; raises if they differ."""
     import torch
@@ -315,6 +451,7 @@ def run(data_dir, config_set, out, budget):
     """Trains every config of ``CONFIG_SETS[config_set]`` at once, writes ``out`` and prints the table."""
     data_path = os.path.join(data_dir, "stack.npz")
     check_classifier(data_path)
+    check_step(data_path)
     configs = CONFIG_SETS[config_set]
     children = os.path.join(os.path.dirname(os.path.abspath(out)), f"sweep_{config_set}_runs")
     os.makedirs(children, exist_ok=True)
