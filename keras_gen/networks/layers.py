@@ -22,7 +22,7 @@ def moments(x, axes, keepdims=False):
     ``stop_gradient(mean)``. That leaves first derivatives exact (the variance's derivative with respect to the
     mean is zero) but drops terms of the second derivative, the one R1 and gradient penalties take through a
     discriminator: the penalty's gradient with respect to every weight before the normalization comes out wrong
-    (by 1-5 % on the DCGAN discriminator's convolutions, and not zero for the bias a batch normalization cancels;
+    (by 1-6 % on the DCGAN discriminator's convolutions, and not zero for the bias a batch normalization cancels;
     tensorflow#24508). Here the variance is taken around the mean itself.
     """
     x = ops.cast(x, keras.backend.result_type(x.dtype, "float32"))
