@@ -89,9 +89,9 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--curve-every", type=int,
-        help="also score every K epochs during training and keep the curve in the JSON (with the presets' constant "
-        "learning rates, epoch N of a longer run is exactly an N-epoch run: one long run shows where more epochs stop "
-        "helping)",
+        help="also score every K epochs during training and keep the curve in the JSON (the presets' learning rates "
+        "depend on the step, not on the number of epochs, so epoch N of a longer run is exactly an N-epoch run: one "
+        "long run shows where more epochs stop helping)",
     )
     parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
     parser.add_argument(
@@ -150,13 +150,14 @@ def score(model, dataset, n, seed):
     return scores
 
 
-def _curve_callback(curve, every, dataset, n, seed, label):
-    """A callback that appends ``{"epoch", "seconds", scores...}`` to ``curve`` every ``every`` epochs."""
+def _curve_callback(every, dataset, n, seed, label):
+    """A callback whose ``curve`` gets ``{"epoch", "seconds", scores...}`` every ``every`` epochs; ``scoring`` is
+    the time spent scoring (not training)."""
     import keras
 
     class ScoreCurve(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.start, self.scoring = time.perf_counter(), 0.0
+            self.curve, self.start, self.scoring = [], time.perf_counter(), 0.0
 
         def on_epoch_end(self, epoch, logs=None):
             if (epoch + 1) % every:
@@ -164,10 +165,9 @@ def _curve_callback(curve, every, dataset, n, seed, label):
             now = time.perf_counter()
             seconds = now - self.start - self.scoring  # training seconds so far
             scores = score(self.model, dataset, n, seed)
-            took = time.perf_counter() - now
-            self.scoring += took
-            curve.append({"epoch": epoch + 1, "seconds": round(seconds, 1), "scoring_seconds": took,
-                          **{k: v for k, v in scores.items() if k not in ("counts", "channel_counts", "extractor")}})
+            self.scoring += time.perf_counter() - now
+            self.curve.append({"epoch": epoch + 1, "seconds": round(seconds, 1), **{
+                k: v for k, v in scores.items() if k not in ("counts", "channel_counts", "extractor")}})
             keys = [k for k in ("modes", "high_quality", "reverse_kl", "kl", "channel_kl_sum") if k in scores]
             shown = ", ".join(f"{k}={scores[k]:.4g}" if scores[k] is not None else f"{k}=n/a" for k in keys)
             print(f"{label} epoch {epoch + 1}: {shown} ({seconds:.0f} s)", flush=True)
@@ -185,17 +185,14 @@ def train_and_score(preset, seed, epochs, n, verbose, curve_every=None):
     keras.utils.set_random_seed(seed)
     dataset = data.load_dataset(config.dataset, split="train", batch_size=config.batch_size, seed=seed)
     model = presets.build_model(config)
-    curve = []
-    callbacks = [_curve_callback(curve, curve_every, config.dataset, n, seed, f"{preset} seed {seed}")] \
-        if curve_every else []
+    callbacks = [_curve_callback(curve_every, config.dataset, n, seed, f"{preset} seed {seed}")] if curve_every else []
     start = time.perf_counter()
     model.fit(dataset, epochs=config.epochs, verbose=verbose, shuffle=False, callbacks=callbacks)  # tf.data shuffles
-    seconds = time.perf_counter() - start
-    seconds -= sum(point.pop("scoring_seconds") for point in curve)
+    seconds = time.perf_counter() - start - sum(c.scoring for c in callbacks)
     run = {"seed": seed, "epochs": config.epochs, "seconds": round(seconds, 1)}
     run.update(score(model, config.dataset, n, seed))
-    if curve:
-        run["curve"] = curve
+    if callbacks and callbacks[0].curve:
+        run["curve"] = callbacks[0].curve
     samples = model.generate(64 if config.dataset == "stacked_mnist" else 2500, seed=seed)
     return run, samples, config
 

@@ -243,6 +243,29 @@ def summarize(digits, confidence):
     }
 
 
+def _discriminator_losses(discriminator, real, fake, hinge, penalize):
+    """(D loss, R1 = E||grad_x D(real)||^2 or None): one step's discriminator terms, for `train` and `check_step`."""
+    import torch
+    import torch.nn.functional as F
+
+    real.requires_grad_(penalize)
+    real_logits, fake_logits = discriminator(real), discriminator(fake)
+    if hinge:
+        d_loss = F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    else:
+        d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    if not penalize:
+        return d_loss, None
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return d_loss, grad.pow(2).reshape(len(real), -1).sum(1).mean()
+
+
+def _generator_loss(fake_logits, hinge):
+    import torch.nn.functional as F
+
+    return -fake_logits.mean() if hinge else F.softplus(-fake_logits).mean()
+
+
 def train(config, data_path, out_dir, deadline):
     """One config: options ``epochs``, ``evals`` (epochs to score at), ``seed``, ``width``, ``latent``,
     ``batch``, ``lr`` (or ``lr_g`` / ``lr_d``), ``beta1``, ``schedule`` (``"cosine"`` to 1% over all steps),
@@ -250,7 +273,6 @@ def train(config, data_path, out_dir, deadline):
     or ``"hinge"``, with spectral norm), ``packing``, ``d_norm``
     (``"batch"`` or None), ``ema`` (generator weight EMA momentum, scored beside the raw weights)."""
     import torch
-    import torch.nn.functional as F
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cudnn.benchmark = True
@@ -292,21 +314,12 @@ def train(config, data_path, out_dir, deadline):
             with torch.no_grad():
                 fake = generator(torch.randn(batch, latent, device=device))
             penalize = bool(gamma) and step % r1_every == 0
-            real.requires_grad_(penalize)
-            real_logits, fake_logits = discriminator(real), discriminator(fake)
-            if hinge:
-                d_loss = F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-            else:
-                d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-            total = d_loss
-            if penalize:
-                (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-                total = total + 0.5 * gamma * r1_every * grad.pow(2).reshape(batch, -1).sum(1).mean()
+            d_loss, r1 = _discriminator_losses(discriminator, real, fake, hinge, penalize)
+            total = d_loss + 0.5 * gamma * r1_every * r1 if penalize else d_loss
             optimizers["d"].zero_grad(set_to_none=True)
             total.backward()
             optimizers["d"].step()
-            fake_logits = discriminator(generator(torch.randn(batch, latent, device=device)))
-            g_loss = -fake_logits.mean() if hinge else F.softplus(-fake_logits).mean()
+            g_loss = _generator_loss(discriminator(generator(torch.randn(batch, latent, device=device))), hinge)
             optimizers["g"].zero_grad(set_to_none=True)
             g_loss.backward()
             optimizers["g"].step()
@@ -375,9 +388,9 @@ def check_step(data_path, tolerance=1e-3, generator_tolerance=5e-3):
     entry (or of 1e-2 of the loss's largest gradient, for those that should be 0). The generator's gradients get
     ``generator_tolerance``: through its batch norms they cancel so much that float32 itself is off by ~1e-3 in
     Keras (and by 3 % in a float32 PyTorch copy) against float64. This check is what found keras-gen's R1
-    gradients through Keras' own BatchNormalization 1-6 % off (tests/test_losses.py)."""
+    gradients through Keras' own BatchNormalization 1-6 % off (tests/test_losses.py). It runs the loss code
+    `train` runs."""
     import torch
-    import torch.nn.functional as F
 
     arrays = np.load(data_path)
     if "step_real" not in arrays:
@@ -390,14 +403,11 @@ def check_step(data_path, tolerance=1e-3, generator_tolerance=5e-3):
     def t(name):
         return torch.tensor(arrays[name], dtype=torch.float64)
 
-    real = t("step_real").permute(0, 3, 1, 2).contiguous().requires_grad_(True)
+    real = t("step_real").permute(0, 3, 1, 2).contiguous()
     with torch.no_grad():
         fake = generator(t("step_z_d"))
-    real_logits = discriminator(real)
-    d_loss = F.softplus(-real_logits).mean() + F.softplus(discriminator(fake)).mean()
-    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-    r1 = grad.pow(2).reshape(len(real), -1).sum(1).mean()
-    g_loss = F.softplus(-discriminator(generator(t("step_z_g")))).mean()
+    d_loss, r1 = _discriminator_losses(discriminator, real, fake, hinge=False, penalize=True)
+    g_loss = _generator_loss(discriminator(generator(t("step_z_g"))), hinge=False)
     conv = (3, 2, 0, 1)
     layouts = {
         "d": [("down0/kernel", discriminator.down0.weight, conv), ("down0/bias", discriminator.down0.bias, None),

@@ -175,7 +175,7 @@ def _normalized_critic(normalization, dtype="float64"):
 
 
 def _penalty_gradient(critic, penalty, real, fake):
-    """(penalty value, d penalty / d conv kernel, d penalty / d conv bias) by the penalty's own double backward."""
+    """(d penalty / d conv kernel, d penalty / d conv bias) by the penalty's own double backward."""
     conv = critic.get_layer("conv")
     with tf.GradientTape() as tape:
         if penalty == "r1":
@@ -183,7 +183,7 @@ def _penalty_gradient(critic, penalty, real, fake):
         else:
             value = losses.gradient_penalty(critic, real, fake, seed=3)
     kernel_grad, bias_grad = tape.gradient(value, [conv.kernel, conv.bias])
-    return float(value), kernel_grad.numpy(), bias_grad.numpy()
+    return kernel_grad.numpy(), bias_grad.numpy()
 
 
 def _penalty_by_first_derivatives(critic, penalty, real, fake):
@@ -206,7 +206,7 @@ def test_penalty_gradients_through_normalization_match_finite_differences(normal
     rng = np.random.default_rng(2)
     real = rng.normal(size=(5, 6, 6, 2))
     fake = rng.normal(size=(5, 6, 6, 2))
-    _, kernel_grad, bias_grad = _penalty_gradient(critic, penalty, real, fake)
+    kernel_grad, bias_grad = _penalty_gradient(critic, penalty, real, fake)
     kernel = critic.get_layer("conv").kernel
     original = kernel.numpy()
     h = 1e-5
@@ -231,7 +231,7 @@ def test_keras_batch_normalization_still_gets_the_second_derivative_wrong():
     # the second derivative exactly and the discriminators can go back to keras.layers.BatchNormalization.
     critic = _normalized_critic("keras_batch")
     real = np.random.default_rng(2).normal(size=(5, 6, 6, 2))
-    _, kernel_grad, bias_grad = _penalty_gradient(critic, "r1", real, None)
+    kernel_grad, bias_grad = _penalty_gradient(critic, "r1", real, None)
     assert np.abs(bias_grad).max() > 1e-3 * np.abs(kernel_grad).max()  # should be 0 (see the test above)
 
 
