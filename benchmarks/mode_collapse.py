@@ -150,9 +150,24 @@ def score(model, dataset, n, seed):
     return scores
 
 
+def _keeps_average(model):
+    """Whether the generator's optimizer keeps a weight average (``use_ema``) that `GAN.fit` puts in place."""
+    return bool(getattr(getattr(model, "g_optimizer", None), "use_ema", False))
+
+
+def _curve_scores(scores):
+    return {k: v for k, v in scores.items() if k not in ("counts", "channel_counts", "extractor")}
+
+
+def _shown(scores):
+    keys = [k for k in ("modes", "high_quality", "reverse_kl", "kl", "channel_kl_sum") if k in scores]
+    return ", ".join(f"{k}={scores[k]:.4g}" if scores[k] is not None else f"{k}=n/a" for k in keys)
+
+
 def _curve_callback(every, dataset, n, seed, label):
-    """A callback whose ``curve`` gets ``{"epoch", "seconds", scores...}`` every ``every`` epochs; ``scoring`` is
-    the time spent scoring (not training)."""
+    """A callback whose ``curve`` gets ``{"epoch", "seconds", scores...}`` every ``every`` epochs (and
+    ``"averaged": {scores...}`` of the optimizers' weight averages when the model keeps them, ``use_ema``);
+    ``scoring`` is the time spent scoring (not training)."""
     import keras
 
     class ScoreCurve(keras.callbacks.Callback):
@@ -164,12 +179,15 @@ def _curve_callback(every, dataset, n, seed, label):
                 return
             now = time.perf_counter()
             seconds = now - self.start - self.scoring  # training seconds so far
-            scores = score(self.model, dataset, n, seed)
+            point = {"epoch": epoch + 1, "seconds": round(seconds, 1),
+                     **_curve_scores(score(self.model, dataset, n, seed))}
+            shown = _shown(point)
+            if _keeps_average(self.model):  # also score what fit would leave in place if it ended now
+                with self.model.averaged_weights():
+                    point["averaged"] = _curve_scores(score(self.model, dataset, n, seed))
+                shown += f"; averaged weights: {_shown(point['averaged'])}"
             self.scoring += time.perf_counter() - now
-            self.curve.append({"epoch": epoch + 1, "seconds": round(seconds, 1), **{
-                k: v for k, v in scores.items() if k not in ("counts", "channel_counts", "extractor")}})
-            keys = [k for k in ("modes", "high_quality", "reverse_kl", "kl", "channel_kl_sum") if k in scores]
-            shown = ", ".join(f"{k}={scores[k]:.4g}" if scores[k] is not None else f"{k}=n/a" for k in keys)
+            self.curve.append(point)
             print(f"{label} epoch {epoch + 1}: {shown} ({seconds:.0f} s)", flush=True)
 
     return ScoreCurve()
@@ -189,7 +207,8 @@ def train_and_score(preset, seed, epochs, n, verbose, curve_every=None):
     start = time.perf_counter()
     model.fit(dataset, epochs=config.epochs, verbose=verbose, shuffle=False, callbacks=callbacks)  # tf.data shuffles
     seconds = time.perf_counter() - start - sum(c.scoring for c in callbacks)
-    run = {"seed": seed, "epochs": config.epochs, "seconds": round(seconds, 1)}
+    run = {"seed": seed, "epochs": config.epochs, "seconds": round(seconds, 1),
+           "weights": "averaged" if _keeps_average(model) else "live"}  # fit put use_ema averages in place
     run.update(score(model, config.dataset, n, seed))
     if callbacks and callbacks[0].curve:
         run["curve"] = callbacks[0].curve
@@ -326,16 +345,25 @@ def _curve_table(results):
     epochs = sorted({point["epoch"] for _, run in runs for point in run["curve"]})
     key = {name: "kl" if r["dataset"] == "stacked_mnist" else "reverse_kl" for name, r in results.items()}
     lines = [
-        "### Scored during training (KL to uniform; reverse KL on the 2-D mixtures; --curve-every)",
+        "### Scored during training (KL to uniform; reverse KL on the 2-D mixtures; --curve-every; in brackets, "
+        "the generator's weight average when its optimizer keeps one)",
         "",
         "| preset | seed | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
         "|---|---|" + "---:|" * len(epochs),
     ]
     for name, run in runs:
-        by_epoch = {point["epoch"]: point.get(key[name]) for point in run["curve"]}
-        cells = ["" if by_epoch.get(e) is None else f"{by_epoch[e]:.3f}" for e in epochs]
+        by_epoch = {point["epoch"]: point for point in run["curve"]}
+        cells = [_curve_cell(by_epoch.get(e), key[name]) for e in epochs]
         lines.append(f"| {name} | {run['seed']} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _curve_cell(point, key):
+    """``0.060``, or ``0.060 (0.051)`` with the score of the averaged weights."""
+    if point is None or point.get(key) is None:
+        return ""
+    averaged = (point.get("averaged") or {}).get(key)
+    return f"{point[key]:.3f}" + ("" if averaged is None else f" ({averaged:.3f})")
 
 
 def save_plot(samples, config, path):

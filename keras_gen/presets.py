@@ -168,6 +168,19 @@ PRESETS = {
         dataset="stacked_mnist",
         epochs=30,
     ),
+    "r1-ema-stacked-mnist": _dcgan_preset(
+        "r1-stacked-mnist whose generator samples, saves and exports the moving average of its weights "
+        "(Adam use_ema, momentum 0.999: about the last 1,000 of its 781 steps per epoch; Yazici et al. 2019). "
+        "On the GPU sweep's one run the averaged weights scored KL 0.049 where the live ones scored 0.055.",
+        model={"r1_weight": 10.0},
+        optimizers={
+            "d_optimizer": _adam(4e-4, 0.5),
+            "g_optimizer": {"class_name": "Adam", "config": {
+                **_adam(4e-4, 0.5)["config"], "use_ema": True, "ema_momentum": 0.999}},
+        },
+        dataset="stacked_mnist",
+        epochs=30,
+    ),
     "pacgan-stacked-mnist": _dcgan_preset(
         "PacDCGAN2 (Lin et al. 2018) on stacked MNIST: the DCGAN discriminator judges 2 images at once.",
         discriminator={"packing": 2},

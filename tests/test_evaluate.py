@@ -5,6 +5,7 @@ Expected values are constructed (points placed on known modes, a sampler that re
 that are known test digits) or computed here with NumPy, never copied from the code's output.
 """
 
+import copy
 import csv
 import json
 import math
@@ -464,3 +465,31 @@ def test_benchmark_curve_scores_epoch_n_as_an_n_epoch_run_would(tmp_path):
         assert curve[1][key] == long["results"]["ring2d"]["runs"][0][key], key
     assert "| preset | seed | epoch 8 | epoch 16 |" in long["table"]
     assert "curve" not in short
+
+
+def test_benchmark_curve_also_scores_the_generator_weight_average(tmp_path, monkeypatch):
+    """With a ``use_ema`` generator optimizer the curve scores the live weights and, in brackets, the average; the
+    last epoch's average is what fit leaves in place, so it scores exactly as the finished run."""
+    import importlib.util
+
+    from keras_gen import presets
+
+    spec = importlib.util.spec_from_file_location("mode_collapse", os.path.join(ROOT, "benchmarks", "mode_collapse.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    averaged = copy.deepcopy(presets.PRESETS["ring2d"])
+    averaged["optimizers"]["g_optimizer"]["config"].update(use_ema=True, ema_momentum=0.99)
+    monkeypatch.setitem(presets.PRESETS, "ring2d-ema", averaged)
+    bench.main(["--presets", "ring2d-ema", "--seeds", "1", "--epochs", "16", "--curve-every", "8", "--plots",
+                str(tmp_path), "--out", str(tmp_path / "ema.json")])
+    with open(tmp_path / "ema.json") as f:
+        saved = json.load(f)
+    run = saved["results"]["ring2d-ema"]["runs"][0]
+    assert run["weights"] == "averaged"
+    assert [point["epoch"] for point in run["curve"]] == [8, 16]
+    last = run["curve"][-1]
+    for key in ("modes", "high_quality", "reverse_kl"):
+        assert last["averaged"][key] == run[key], key
+    assert last["averaged"]["high_quality"] != last["high_quality"]  # the live weights are another generator
+    cell = f"{last['reverse_kl']:.3f} ({last['averaged']['reverse_kl']:.3f})"
+    assert f"| ring2d-ema | 0 | {run['curve'][0]['reverse_kl']:.3f} (" in saved["table"] and cell in saved["table"]

@@ -199,6 +199,36 @@ def test_weight_average_is_not_applied_before_any_step():
         np.testing.assert_array_equal(v.numpy(), b)
 
 
+def test_averaged_weights_swaps_the_averages_in_and_the_live_weights_back():
+    gan = small_gan()
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.5),
+                g_optimizer=keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.9))
+    before = [v.numpy().copy() for v in gan.generator.trainable_variables]
+    with gan.averaged_weights():  # no step yet: the zero-initialized averages stay out
+        for v, b in zip(gan.generator.trainable_variables, before):
+            np.testing.assert_array_equal(v.numpy(), b)
+    gan.fit(tf.data.Dataset.from_tensor_slices(IMAGES).batch(2), epochs=1, verbose=0)
+    # fit left the averages in place; live weights that moved on (as in the middle of a fit) differ from them.
+    for variable in gan.discriminator.trainable_variables + gan.generator.trainable_variables:
+        variable.assign(variable + 0.1)
+    networks = (gan.discriminator, gan.generator)
+    optimizers = (gan.d_optimizer, gan.g_optimizer)
+    live = [[v.numpy().copy() for v in n.trainable_variables] for n in networks]
+    averages = [[a.numpy().copy() for a in o._model_variables_moving_average] for o in optimizers]
+    samples = gan.generate(4, seed=1)
+    with pytest.raises(RuntimeError, match="inside"):
+        with gan.averaged_weights():
+            for network, expected in zip(networks, averages):
+                for v, a in zip(network.trainable_variables, expected):
+                    np.testing.assert_array_equal(v.numpy(), a)
+            assert not np.allclose(gan.generate(4, seed=1), samples, atol=1e-6)  # the average samples otherwise
+            raise RuntimeError("inside")
+    for network, expected in zip(networks, live):  # back, although the block raised
+        for v, w in zip(network.trainable_variables, expected):
+            np.testing.assert_array_equal(v.numpy(), w)
+    np.testing.assert_array_equal(gan.generate(4, seed=1), samples)
+
+
 def test_penalties_warn_about_keras_own_normalization_layers():
     # R1 / the gradient penalty through keras.layers.BatchNormalization get a wrong second derivative on
     # TensorFlow (tests/test_losses.py shows it); the package's discriminators use its own layers.

@@ -1,5 +1,6 @@
 """`GAN`: a generator and a discriminator trained against each other with `model.fit`."""
 
+import contextlib
 import copy
 
 import keras
@@ -282,12 +283,40 @@ class GAN(GenerativeModel):
             kwargs["callbacks"] = [_FinalizeAverages(), *(kwargs.get("callbacks") or [])]
         return super().fit(*args, **kwargs)
 
+    def _averaged(self):
+        """(optimizer, network) pairs whose optimizer keeps weight averages (``use_ema=True``) and has stepped."""
+        pairs = ((self.d_optimizer, self.discriminator), (self.g_optimizer, self.generator))
+        return [(optimizer, network) for optimizer, network in pairs
+                if optimizer is not None and _uses_ema(optimizer) and int(ops.convert_to_numpy(optimizer.iterations))]
+
     def finalize_averages(self):
         """Overwrites each network's trainable weights with its optimizer's moving averages (``use_ema=True``
         optimizers that have taken a step; others are left alone). `fit` calls it at the end of training."""
-        for optimizer, network in ((self.d_optimizer, self.discriminator), (self.g_optimizer, self.generator)):
-            if optimizer is not None and _uses_ema(optimizer) and int(ops.convert_to_numpy(optimizer.iterations)):
-                optimizer.finalize_variable_values(network.trainable_variables)
+        for optimizer, network in self._averaged():
+            optimizer.finalize_variable_values(network.trainable_variables)
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """A context in which the networks run on their optimizers' moving averages; the live weights come back on
+        exit, exception or not. For scoring or sampling the averaged generator in the middle of training (a
+        callback's ``on_epoch_end``) without changing what the next step trains::
+
+            with gan.averaged_weights():
+                grid = gan.generate(64, seed=0)
+
+        Networks whose optimizer has no ``use_ema`` (or has taken no step yet) keep their weights.
+        """
+        swapped = []
+        try:
+            for optimizer, network in self._averaged():
+                variables = network.trainable_variables
+                swapped.append((variables, [ops.convert_to_numpy(v) for v in variables]))
+                optimizer.finalize_variable_values(variables)
+            yield self
+        finally:
+            for variables, live in swapped:
+                for variable, value in zip(variables, live):
+                    variable.assign(value)
 
     @property
     def metrics(self):
