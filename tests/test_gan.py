@@ -229,6 +229,19 @@ def test_averaged_weights_swaps_the_averages_in_and_the_live_weights_back():
     np.testing.assert_array_equal(gan.generate(4, seed=1), samples)
 
 
+def test_fit_on_a_dataset_does_not_warn_about_shuffle():
+    # Keras ignores `shuffle` for a tf.data.Dataset and warns when it is True, its default; the package's models
+    # pass False for datasets, and leave a flag the user passed alone.
+    gan = small_gan()
+    dataset = tf.data.Dataset.from_tensor_slices(IMAGES).batch(4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gan.fit(dataset, epochs=1, verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)]
+    with pytest.warns(UserWarning, match="shuffle=True"):
+        gan.fit(dataset, epochs=1, verbose=0, shuffle=True)
+
+
 def test_penalties_warn_about_keras_own_normalization_layers():
     # R1 / the gradient penalty through keras.layers.BatchNormalization get a wrong second derivative on
     # TensorFlow (tests/test_losses.py shows it); the package's discriminators use its own layers.

@@ -32,6 +32,15 @@ def check_count(n):
     return int(n)
 
 
+def _shuffles_itself(x):
+    """Whether Keras would ignore ``shuffle`` for ``x`` (a dataset or a generator: the data's own order)."""
+    import types
+
+    import tensorflow as tf
+
+    return isinstance(x, (tf.data.Dataset, tf.distribute.DistributedDataset, types.GeneratorType))
+
+
 class GenerativeModel(keras.Model):
     """Base class of the package's models: a latent space, optional classes, reproducible sampling.
 
@@ -53,6 +62,18 @@ class GenerativeModel(keras.Model):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+
+    # --------------------------------------------------------------- fitting
+    _SHUFFLE_POSITION = 8  # fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, ..., shuffle)
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`. A `tf.data.Dataset` (or a Python generator) gets ``shuffle=False`` unless you pass
+        ``shuffle`` yourself: Keras cannot shuffle them and ignores the flag, but its default ``True`` made every
+        ``fit`` on the package's datasets warn that it was ignored. Arrays are shuffled as Keras always does."""
+        x = args[0] if args else kwargs.get("x")
+        if "shuffle" not in kwargs and len(args) <= self._SHUFFLE_POSITION and _shuffles_itself(x):
+            kwargs["shuffle"] = False
+        return super().fit(*args, **kwargs)
 
     # --------------------------------------------------------------- saving the seed state
     def save_own_variables(self, store):
