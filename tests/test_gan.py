@@ -46,6 +46,48 @@ def test_penalties_are_logged_and_finite():
     assert all(np.isfinite(v) and v >= 0 for k, v in logs.items() if k in ("gp", "r1"))
 
 
+def _sgd_gan(**kwargs):
+    gan = small_gan(**kwargs)
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+    return gan
+
+
+def test_lazy_r1_is_every_nth_update_weighted_by_n():
+    # Compiled discriminator updates of a GAN with r1_interval=3 must equal, from the same state, an update with
+    # 3x the R1 weight on updates 0 and 3 and an update without R1 on 1 and 2 (plain SGD: no optimizer state).
+    lazy = _sgd_gan(r1_weight=2.0, r1_interval=3)
+    every, none = _sgd_gan(r1_weight=6.0), _sgd_gan()
+    steps = {id(gan): tf.function(gan.training_phases()[0][1]) for gan in (lazy, every, none)}
+    batch = tf.constant(IMAGES)
+    for i in range(5):
+        reference = every if i % 3 == 0 else none
+        for mine, theirs in ((lazy.generator, reference.generator), (lazy.discriminator, reference.discriminator)):
+            theirs.set_weights(mine.get_weights())
+        reference.seed_generator.state.assign(lazy.seed_generator.state)  # the same fake batch
+        logs, expected = steps[id(lazy)](batch), steps[id(reference)](batch)
+        for a, b in zip(lazy.discriminator.weights, reference.discriminator.weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"update {i}: {a.path}")
+        if i % 3 == 0:
+            assert float(logs["r1"]) == pytest.approx(float(expected["r1"]), rel=1e-5) and float(logs["r1"]) > 0
+        else:
+            assert float(logs["r1"]) == 0.0 and float(logs["r1_due"]) == 0.0
+    assert int(lazy.d_optimizer.iterations.numpy()) == 5
+
+
+def test_lazy_r1_log_averages_the_updates_that_computed_it():
+    from keras_gen import losses
+
+    gan = _sgd_gan(r1_weight=1.0, r1_interval=2)
+    first = float(losses.r1_penalty(gan.discriminator, IMAGES[:4]))  # update 0 computes it, update 1 skips
+    logs = gan.fit(tf.data.Dataset.from_tensor_slices(IMAGES).batch(4), epochs=1, verbose=0).history
+    assert logs["r1"][0] == pytest.approx(first, rel=1e-5)
+    restored = GAN.from_config(gan.get_config())
+    assert restored.r1_interval == 2
+    for bad in (0, 1.5, True, -1):
+        with pytest.raises(ValueError, match="r1_interval"):
+            small_gan(r1_weight=1.0, r1_interval=bad)
+
+
 def test_generate_is_deterministic_for_a_seed_and_uses_the_shared_draw():
     gan = small_gan()
     a, b, c = gan.generate(5, seed=1), gan.generate(5, seed=1), gan.generate(5, seed=2)
