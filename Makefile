@@ -35,10 +35,10 @@ bench: setup
 	$(PY) benchmarks/likelihood.py
 
 # The full PacGAN-style table: 4 mixture presets x 10 seeds (~80 min here), then one seed of each stacked-MNIST
-# preset (~1.5 h).
+# preset (~3 h).
 bench-mode-collapse: setup
 	$(PY) benchmarks/mode_collapse.py --seeds 10
-	$(PY) benchmarks/mode_collapse.py --presets dcgan-stacked-mnist,pacgan-stacked-mnist,r1-stacked-mnist \
+	$(PY) benchmarks/mode_collapse.py --presets dcgan-stacked-mnist,pacgan-stacked-mnist,r1-stacked-mnist,r1-ema-stacked-mnist \
 		--seeds 1 --merge
 
 clean:

@@ -15,6 +15,7 @@ seed of each preset goes next to the JSON.
     python benchmarks/mode_collapse.py --quick             # 1 seed, 5 epochs: a smoke test for CI
     python benchmarks/mode_collapse.py --stacked --seeds 1 # + stacked MNIST (~20 min more on 2 idle CPU cores)
     python benchmarks/mode_collapse.py --presets grid2d --seeds 3 --merge   # add rows to an existing --out
+    python benchmarks/mode_collapse.py --combine a.json b.json --out ab.json # pool seeds run side by side
 
 Cost measured on 2 CPU cores: about 50 s per run of ring2d / pacgan-ring2d, 300 s of grid2d (150 epochs; R1
 makes it slower), 100 s of pacgan-grid2d, so the full 10-seed table takes about 80 minutes; ``--merge`` builds it
@@ -61,7 +62,7 @@ GOAL = {
 }
 
 DEFAULT_PRESETS = ("ring2d", "pacgan-ring2d", "grid2d", "pacgan-grid2d")
-STACKED_PRESETS = ("dcgan-stacked-mnist", "pacgan-stacked-mnist", "r1-stacked-mnist")
+STACKED_PRESETS = ("dcgan-stacked-mnist", "pacgan-stacked-mnist", "r1-stacked-mnist", "r1-ema-stacked-mnist")
 
 
 def parse_args(argv=None):
@@ -76,8 +77,8 @@ def parse_args(argv=None):
         "--stacked", action="store_true",
         help="also train the stacked-MNIST presets (DCGAN on 50,000 28x28x3 images, 781 steps per epoch; measured "
         "on 2 CPU cores: pacgan-stacked-mnist ~45 s per epoch idle, ~2 min busy; dcgan-stacked-mnist ~1.6x that; "
-        "r1-stacked-mnist ~2 min per epoch idle and 30 epochs, so ~1 hour per seed; 10 seeds of all three take "
-        "~15 hours here, minutes on a GPU)",
+        "r1-stacked-mnist and r1-ema-stacked-mnist ~2 min per epoch idle, ~2.9 min each with two side by side, "
+        "and 30 epochs, so 1-1.5 hours per seed; 10 seeds of all four take ~20 hours here, minutes on a GPU)",
     )
     parser.add_argument("--stacked-epochs", type=int, help="epochs of the stacked-MNIST presets (default: preset's)")
     parser.add_argument("--n", type=int, help="samples per evaluation (default 2,500 points / 26,000 stacked MNIST)")
@@ -86,6 +87,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--retable", action="store_true",
         help="train nothing: rebuild the tables (and the training-data calibration rows) of the results in --out",
+    )
+    parser.add_argument(
+        "--combine", nargs="+", metavar="JSON",
+        help="train nothing: one table from the runs in these --out files (e.g. one seed per process, run side by "
+        "side on the cores), each preset's runs pooled over the files; a seed may appear once per preset",
     )
     parser.add_argument(
         "--curve-every", type=int,
@@ -110,7 +116,7 @@ def parse_args(argv=None):
     names = args.presets.split(",") if args.presets else list(DEFAULT_PRESETS)
     if args.stacked:
         names += [p for p in STACKED_PRESETS if p not in names]
-    args.preset_names = [] if args.retable else [p.strip() for p in names if p.strip()]
+    args.preset_names = [] if args.retable or args.combine else [p.strip() for p in names if p.strip()]
     if args.retable:
         args.merge = True
     if args.out is None:
@@ -241,6 +247,41 @@ def calibration(dataset, n):
     if dataset == "stacked_mnist":
         return {"modes": coverage["modes"], "kl": coverage["kl"], "channel_kl_sum": sum(coverage["channel_kl"])}
     return {k: coverage[k] for k in ("modes", "high_quality", "reverse_kl")}
+
+
+def combine(paths):
+    """(results, invocations) of several --out files: each preset's runs pooled, its mean, std and goal again."""
+    results, invocations = {}, []
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        invocations += report.get("invocations", [])
+        for name, r in report["results"].items():
+            if name not in results:
+                results[name] = {**r, "runs": list(r["runs"]), "command": [r.get("command")]}
+                continue
+            pooled = results[name]
+            for run in r["runs"]:
+                if any(run["seed"] == other["seed"] for other in pooled["runs"]):
+                    raise SystemExit(f"{path}: {name} seed {run['seed']} is already in another --combine file.")
+                if (run["epochs"], run["num_samples"]) != (pooled["epochs"], pooled["runs"][0]["num_samples"]):
+                    raise SystemExit(
+                        f"{path}: {name} seed {run['seed']} ran {run['epochs']} epochs scored on "
+                        f"{run['num_samples']} samples; the other files' runs: {pooled['epochs']} epochs, "
+                        f"{pooled['runs'][0]['num_samples']} samples. Only like runs pool into one row."
+                    )
+            pooled["runs"] += r["runs"]
+            pooled["command"].append(r.get("command"))
+    for r in results.values():
+        r["runs"].sort(key=lambda run: run["seed"])
+        keys = ("modes", "kl", "channel_kl_sum") if r["dataset"] == "stacked_mnist" else (
+            "modes", "high_quality", "reverse_kl")
+        r["mean"], r["std"] = summarize(r["runs"], [k for k in keys if all(k in run for run in r["runs"])])
+        r["goal_met"] = goal_met(r["dataset"], r["mean"])
+        r["seconds_per_run"] = sum(run["seconds"] for run in r["runs"]) / len(r["runs"])
+        r["command"] = "; ".join(dict.fromkeys(c for c in r["command"] if c))
+        r.pop("wall_seconds", None)  # the runs' processes overlapped: each invocation keeps its own wall time
+    return results, invocations
 
 
 def summarize(runs, keys):
@@ -418,6 +459,9 @@ def main(argv=None):
     invocations = [{"command": command, "wall_seconds": round(wall, 1), "presets": list(results)}]
     if args.retable:
         invocations = []
+    if args.combine:
+        results, invocations = combine(args.combine)
+        seeds = sorted({run["seed"] for r in results.values() for run in r["runs"]})
     if args.merge and os.path.isfile(args.out):
         with open(args.out) as f:
             previous = json.load(f)
@@ -431,6 +475,9 @@ def main(argv=None):
         calibrations[dataset] = calibration(dataset, n)
     table = format_tables(results, calibrations)
     print(table)
+    if args.combine:  # the pooled runs' own commands and wall times
+        for invocation in invocations:
+            print(f"Ran: {invocation['command']} ({invocation['wall_seconds']:.0f} s)")
     print(f"Command: {command}\nWall time: {wall:.0f} s ({os.cpu_count()} CPU cores, {platform.machine()})")
     report = {
         "command": command,

@@ -493,3 +493,35 @@ def test_benchmark_curve_also_scores_the_generator_weight_average(tmp_path, monk
     assert last["averaged"]["high_quality"] != last["high_quality"]  # the live weights are another generator
     cell = f"{last['reverse_kl']:.3f} ({last['averaged']['reverse_kl']:.3f})"
     assert f"| ring2d-ema | 0 | {run['curve'][0]['reverse_kl']:.3f} (" in saved["table"] and cell in saved["table"]
+
+
+def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path):
+    """Runs made side by side (one seed per process) pool into one row: the mean over both seeds, each run kept;
+    a seed given twice, or runs of another length, are refused with a message naming the file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mode_collapse", os.path.join(ROOT, "benchmarks", "mode_collapse.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    common = ["--presets", "ring2d", "--seeds", "1", "--epochs", "8", "--plots", str(tmp_path)]
+    for seed in (0, 1):
+        bench.main(common + ["--first-seed", str(seed), "--out", str(tmp_path / f"seed{seed}.json")])
+    runs = [json.loads((tmp_path / f"seed{s}.json").read_text())["results"]["ring2d"]["runs"][0] for s in (0, 1)]
+    assert runs[0]["high_quality"] != runs[1]["high_quality"]  # two different runs to pool
+    bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "seed1.json"), "--out",
+                str(tmp_path / "both.json")])
+    both = json.loads((tmp_path / "both.json").read_text())
+    pooled = both["results"]["ring2d"]
+    assert [run["seed"] for run in pooled["runs"]] == [0, 1] and both["seeds"] == [0, 1]
+    assert pooled["mean"]["high_quality"] == pytest.approx((runs[0]["high_quality"] + runs[1]["high_quality"]) / 2)
+    assert pooled["std"]["high_quality"] == pytest.approx(abs(runs[0]["high_quality"] - runs[1]["high_quality"]) / 2)
+    assert len(both["invocations"]) == 2 and "| ring2d |" in both["table"] and "| 2 |" in both["table"]
+    with pytest.raises(SystemExit, match="seed 0 is already"):
+        bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "seed0.json"), "--out",
+                    str(tmp_path / "twice.json")])
+    bench.main(common[:-4] + ["--epochs", "4", "--first-seed", "2", "--plots", str(tmp_path), "--out",
+                              str(tmp_path / "short.json")])
+    with pytest.raises(SystemExit, match="ran 4 epochs"):
+        bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "short.json"), "--out",
+                    str(tmp_path / "mixed.json")])
+    assert not (tmp_path / "twice.json").exists() and not (tmp_path / "mixed.json").exists()
