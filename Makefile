@@ -38,8 +38,8 @@ bench: setup
 # preset (~3 h).
 bench-mode-collapse: setup
 	$(PY) benchmarks/mode_collapse.py --seeds 10
-	$(PY) benchmarks/mode_collapse.py --presets dcgan-stacked-mnist,pacgan-stacked-mnist,r1-stacked-mnist,r1-ema-stacked-mnist \
-		--seeds 1 --merge
+	$(PY) benchmarks/mode_collapse.py \
+		--presets dcgan-stacked-mnist,pacgan-stacked-mnist,r1-stacked-mnist,r1-ema-stacked-mnist --seeds 1 --merge
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache

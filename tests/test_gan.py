@@ -230,6 +230,24 @@ def test_fit_puts_the_generator_weight_average_in_place(tmp_path):
     np.testing.assert_allclose(restored.generate(4, seed=3), gan.generate(4, seed=3), atol=1e-6)
 
 
+def test_use_ema_changes_no_update():
+    # The README reads r1-ema-stacked-mnist's live weights as r1-stacked-mnist's runs: the average must be a
+    # bystander until fit ends.
+    weights = []
+    for use_ema in (False, True):
+        keras.utils.set_random_seed(0)
+        gan = GAN(nets.dcgan_generator(latent_dim=8, image_shape=(8, 8, 1), width=4),
+                  nets.dcgan_discriminator(image_shape=(8, 8, 1), width=4), seed=0, r1_weight=10.0)
+        gan.compile(d_optimizer=keras.optimizers.Adam(1e-2),
+                    g_optimizer=keras.optimizers.Adam(1e-2, use_ema=use_ema, ema_momentum=0.9))
+        record = _RecordGenerator()
+        gan.fit(tf.data.Dataset.from_tensor_slices(IMAGES).batch(2), epochs=2, callbacks=[record], verbose=0)
+        weights.append(record.steps + [[v.numpy() for v in gan.discriminator.weights]])
+    for plain, averaged in zip(*weights):
+        for a, b in zip(plain, averaged):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_weight_average_is_not_applied_before_any_step():
     gan = small_gan()
     gan.compile(d_optimizer=keras.optimizers.Adam(1e-3),
