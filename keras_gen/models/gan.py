@@ -283,9 +283,10 @@ class GAN(GenerativeModel):
 
         With ``g_optimizer=Adam(..., use_ema=True, ema_momentum=0.999)`` the generator that samples, saves and
         exports after training is the average of its last ~1,000 updates (Yazici et al. 2019,
-        https://arxiv.org/abs/1806.04498, report better scores with it; measured here on stacked MNIST it did not
-        change the KL: 0.193 against 0.184). Fitting again continues from the averaged weights, as with any Keras
-        optimizer's ``use_ema``.
+        https://arxiv.org/abs/1806.04498, report better scores with it; on stacked MNIST with R1, preset
+        ``r1-ema-stacked-mnist``, it took the KL from 0.050 to 0.045 on one seed and from 0.049 to 0.051 on another,
+        and led by 0.004-0.017 from epoch 15 to 25). Fitting again continues from the averaged weights, as with any
+        Keras optimizer's ``use_ema``.
         """
         if len(args) > 5:  # callbacks passed by position (x, y, batch_size, epochs, verbose, callbacks, ...)
             args = list(args)
