@@ -251,12 +251,18 @@ def calibration(dataset, n):
 
 def combine(paths):
     """(results, invocations) of several --out files: each preset's runs pooled, its mean, std and goal again."""
+    from keras_gen import presets
+
     results, invocations = {}, []
     for path in paths:
-        with open(path) as f:
-            report = json.load(f)
+        try:
+            with open(path) as f:
+                report = json.load(f)
+            report_results = report["results"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"--combine {path}: not a mode_collapse.py JSON report ({error!r}).") from None
         invocations += report.get("invocations", [])
-        for name, r in report["results"].items():
+        for name, r in report_results.items():
             if name not in results:
                 results[name] = {**r, "runs": list(r["runs"]), "command": [r.get("command")]}
                 continue
@@ -272,13 +278,15 @@ def combine(paths):
                     )
             pooled["runs"] += r["runs"]
             pooled["command"].append(r.get("command"))
-    for r in results.values():
+    for name, r in results.items():
         r["runs"].sort(key=lambda run: run["seed"])
         keys = ("modes", "kl", "channel_kl_sum") if r["dataset"] == "stacked_mnist" else (
             "modes", "high_quality", "reverse_kl")
         r["mean"], r["std"] = summarize(r["runs"], [k for k in keys if all(k in run for run in r["runs"])])
         r["goal_met"] = goal_met(r["dataset"], r["mean"])
         r["seconds_per_run"] = sum(run["seconds"] for run in r["runs"]) / len(r["runs"])
+        if name in presets.PRESETS:  # today's description, not the first file's
+            r["description"] = presets.PRESETS[name]["description"]
         r["command"] = "; ".join(dict.fromkeys(c for c in r["command"] if c))
         r.pop("wall_seconds", None)  # the runs' processes overlapped: each invocation keeps its own wall time
     return results, invocations

@@ -524,4 +524,9 @@ def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path):
     with pytest.raises(SystemExit, match="ran 4 epochs"):
         bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "short.json"), "--out",
                     str(tmp_path / "mixed.json")])
-    assert not (tmp_path / "twice.json").exists() and not (tmp_path / "mixed.json").exists()
+    (tmp_path / "broken.json").write_text("{not json")
+    for bad in ("broken.json", "missing.json"):
+        with pytest.raises(SystemExit, match=f"--combine .*{bad}: not a mode_collapse.py JSON report"):
+            bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / bad), "--out",
+                        str(tmp_path / "bad.json")])
+    assert not any((tmp_path / f).exists() for f in ("twice.json", "mixed.json", "bad.json"))
