@@ -302,6 +302,49 @@ def test_fit_on_a_dataset_does_not_warn_about_shuffle():
         gan.fit(dataset, epochs=1, verbose=0, shuffle=True)
 
 
+def test_recompute_generator_statistics_averages_fresh_batches():
+    gan = small_gan(num_classes=3)
+    gan.fit(tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)).batch(4), epochs=1, verbose=0)
+    layers = [l for l in gan.generator._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    assert layers
+    momenta = [layer.momentum for layer in layers]
+    assert gan.recompute_generator_statistics(batches=3, batch_size=6, seed=5) == len(layers)
+    labels = tf.constant(np.arange(6) % 3, dtype="int32")
+    for layer, momentum in zip(layers, momenta):
+        # Independently: the layer's input on the same three batches, its per-batch moments, their mean.
+        inputs = keras.Model(gan.generator.inputs, layer.input)
+        batches = [inputs([gan.sample_latent(6, seed=5 + i), labels], training=True).numpy() for i in range(3)]
+        axes = tuple(range(batches[0].ndim - 1))
+        np.testing.assert_allclose(layer.moving_mean.numpy(), np.mean([b.mean(axes) for b in batches], 0),
+                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), np.mean([b.var(axes) for b in batches], 0),
+                                   rtol=1e-4, atol=1e-6)
+        assert layer.momentum == momentum
+
+
+def test_recompute_generator_statistics_keeps_the_old_ones_when_it_fails():
+    gan = small_gan()
+    layer = next(l for l in gan.generator._flatten_layers() if isinstance(l, keras.layers.BatchNormalization))
+    layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.5, "float32"))
+    for bad in ({"batches": 0}, {"batch_size": 1}, {"batches": 2.0}, {"seed": "x"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            gan.recompute_generator_statistics(**bad)
+    draws = []
+
+    def interrupted(n, seed=None):  # the second batch's draw is interrupted, after the first batch ran
+        draws.append(seed)
+        if len(draws) == 2:
+            raise KeyboardInterrupt
+        return rng.normal((n, gan.latent_dim), seed)
+
+    gan.sample_latent = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        gan.recompute_generator_statistics(batches=3)
+    assert draws == [0, 1]
+    np.testing.assert_array_equal(layer.moving_mean.numpy(), 0.5)
+    assert layer.momentum == 0.99
+
+
 def test_penalties_warn_about_keras_own_normalization_layers():
     # R1 / the gradient penalty through keras.layers.BatchNormalization get a wrong second derivative on
     # TensorFlow (tests/test_losses.py shows it); the package's discriminators use its own layers.
