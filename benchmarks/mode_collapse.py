@@ -158,7 +158,9 @@ def score(model, dataset, n, seed):
 
 def _keeps_average(model):
     """Whether the generator's optimizer keeps a weight average (``use_ema``) that `GAN.fit` puts in place."""
-    return bool(getattr(getattr(model, "g_optimizer", None), "use_ema", False))
+    from keras_gen.models.gan import _uses_ema  # sees through the LossScaleOptimizer of mixed precision
+
+    return getattr(model, "g_optimizer", None) is not None and _uses_ema(model.g_optimizer)
 
 
 def _curve_scores(scores):
@@ -280,9 +282,8 @@ def combine(paths):
             pooled["command"].append(r.get("command"))
     for name, r in results.items():
         r["runs"].sort(key=lambda run: run["seed"])
-        keys = ("modes", "kl", "channel_kl_sum") if r["dataset"] == "stacked_mnist" else (
-            "modes", "high_quality", "reverse_kl")
-        r["mean"], r["std"] = summarize(r["runs"], [k for k in keys if all(k in run for run in r["runs"])])
+        keys = [k for k in _summary_keys(r["dataset"]) if all(k in run for run in r["runs"])]
+        r["mean"], r["std"] = summarize(r["runs"], keys)
         r["goal_met"] = goal_met(r["dataset"], r["mean"])
         r["seconds_per_run"] = sum(run["seconds"] for run in r["runs"]) / len(r["runs"])
         if name in presets.PRESETS:  # today's description, not the first file's
@@ -290,6 +291,11 @@ def combine(paths):
         r["command"] = "; ".join(dict.fromkeys(c for c in r["command"] if c))
         r.pop("wall_seconds", None)  # the runs' processes overlapped: each invocation keeps its own wall time
     return results, invocations
+
+
+def _summary_keys(dataset):
+    """The run scores a table row averages over seeds."""
+    return ("modes", "kl", "channel_kl_sum") if dataset == "stacked_mnist" else ("modes", "high_quality", "reverse_kl")
 
 
 def summarize(runs, keys):
@@ -447,9 +453,7 @@ def main(argv=None):
             print(f"{name} seed {seed}: {scores} ({run['seconds']:.0f} s training)", flush=True)
             if seed == seeds[0]:
                 save_plot(samples, config, os.path.join(args.plots, f"{stem}_{name}.png"))
-        stacked = dataset == "stacked_mnist"
-        keys = ("modes", "kl", "channel_kl_sum") if stacked else ("modes", "high_quality", "reverse_kl")
-        mean, std = summarize(runs, keys)
+        mean, std = summarize(runs, _summary_keys(dataset))
         results[name] = {
             "dataset": dataset,
             "description": presets.PRESETS[name]["description"],

@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import numbers
 
 import keras
 from keras import ops
@@ -351,7 +352,7 @@ class GAN(GenerativeModel):
             The number of batch-normalization layers updated (0 for a generator without any).
         """
         for name, value, minimum in (("batches", batches, 1), ("batch_size", batch_size, 2), ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
                 raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
         layers = [layer for layer in self.generator._flatten_layers()
                   if isinstance(layer, keras.layers.BatchNormalization)]
