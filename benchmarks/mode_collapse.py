@@ -24,6 +24,7 @@ from shorter invocations. Stacked MNIST rows also show the summed KLs of the thr
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -163,6 +164,21 @@ def _keeps_average(model):
     return getattr(model, "g_optimizer", None) is not None and _uses_ema(model.g_optimizer)
 
 
+@contextlib.contextmanager
+def _standing_statistics(model):
+    """Inside the block the generator's batch normalizations hold statistics recomputed for its current weights
+    (`GAN.recompute_generator_statistics`); on exit, exception or not, the moving statistics training keeps."""
+    layers = model._generator_batch_norms()
+    saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
+    try:
+        model.recompute_generator_statistics()
+        yield
+    finally:
+        for layer, (mean, variance) in zip(layers, saved):
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(variance)
+
+
 def _curve_scores(scores):
     return {k: v for k, v in scores.items() if k not in ("counts", "channel_counts", "extractor")}
 
@@ -174,8 +190,9 @@ def _shown(scores):
 
 def _curve_callback(every, dataset, n, seed, label):
     """A callback whose ``curve`` gets ``{"epoch", "seconds", scores...}`` every ``every`` epochs (and
-    ``"averaged": {scores...}`` of the optimizers' weight averages when the model keeps them, ``use_ema``);
-    ``scoring`` is the time spent scoring (not training)."""
+    ``"averaged": {scores...}`` of the optimizers' weight averages when the model keeps them, ``use_ema``, and
+    ``"standing": {scores...}`` of the average with batch-norm statistics recomputed for it); ``scoring`` is the
+    time spent scoring (not training)."""
     import keras
 
     class ScoreCurve(keras.callbacks.Callback):
@@ -193,7 +210,11 @@ def _curve_callback(every, dataset, n, seed, label):
             if _keeps_average(self.model):  # also score what fit would leave in place if it ended now
                 with self.model.averaged_weights():
                     point["averaged"] = _curve_scores(score(self.model, dataset, n, seed))
-                shown += f"; averaged weights: {_shown(point['averaged'])}"
+                    shown += f"; averaged weights: {_shown(point['averaged'])}"
+                    if self.model._generator_batch_norms():  # and the average with statistics of its own
+                        with _standing_statistics(self.model):
+                            point["standing"] = _curve_scores(score(self.model, dataset, n, seed))
+                        shown += f"; with recomputed statistics: {_shown(point['standing'])}"
             self.scoring += time.perf_counter() - now
             self.curve.append(point)
             print(f"{label} epoch {epoch + 1}: {shown} ({seconds:.0f} s)", flush=True)
@@ -401,7 +422,8 @@ def _curve_table(results):
     key = {name: "kl" if r["dataset"] == "stacked_mnist" else "reverse_kl" for name, r in results.items()}
     lines = [
         "### Scored during training (KL to uniform; reverse KL on the 2-D mixtures; --curve-every; in brackets, "
-        "the generator's weight average when its optimizer keeps one)",
+        "the generator's weight average when its optimizer keeps one, then that average with batch-norm statistics "
+        "recomputed for it)",
         "",
         "| preset | seed | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
         "|---|---|" + "---:|" * len(epochs),
@@ -414,11 +436,13 @@ def _curve_table(results):
 
 
 def _curve_cell(point, key):
-    """``0.060``, or ``0.060 (0.051)`` with the score of the averaged weights."""
+    """``0.060``, ``0.060 (0.051)`` with the score of the averaged weights, or ``0.060 (0.051, 0.048)`` with that
+    of the average on recomputed statistics too."""
     if point is None or point.get(key) is None:
         return ""
-    averaged = (point.get("averaged") or {}).get(key)
-    return f"{point[key]:.3f}" + ("" if averaged is None else f" ({averaged:.3f})")
+    others = [(point.get(name) or {}).get(key) for name in ("averaged", "standing")]
+    others = [f"{value:.3f}" for value in others if value is not None]
+    return f"{point[key]:.3f}" + (f" ({', '.join(others)})" if others else "")
 
 
 def save_plot(samples, config, path):

@@ -5,6 +5,7 @@ Expected values are constructed (points placed on known modes, a sampler that re
 that are known test digits) or computed here with NumPy, never copied from the code's output.
 """
 
+import contextlib
 import copy
 import csv
 import json
@@ -397,13 +398,19 @@ def test_benchmark_quick_run(tmp_path):
     assert "training data, 2,500 samples (calibration)" in result.stdout
 
 
-def test_benchmark_stacked_table_shows_the_channel_kls():
-    """The stacked-MNIST table: a run with per-channel KLs shows their sum; an older run without them a dash."""
+def _benchmark(name):
+    """A script of benchmarks/ as a module (they are not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("mode_collapse", os.path.join(ROOT, "benchmarks", "mode_collapse.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_stacked_table_shows_the_channel_kls():
+    """The stacked-MNIST table: a run with per-channel KLs shows their sum; an older run without them a dash."""
+    bench = _benchmark("mode_collapse")
     runs = [{"seed": s, "modes": 1000, "kl": kl, "channel_kl_sum": c, "num_samples": 26000}
             for s, kl, c in ((0, 0.2, 0.15), (1, 0.1, 0.05))]
     mean, std = bench.summarize(runs, ("modes", "kl", "channel_kl_sum"))
@@ -424,14 +431,9 @@ def test_benchmark_stacked_table_shows_the_channel_kls():
 def test_sweep_scores_like_stacked_mnist_modes():
     """benchmarks/stacked_mnist_sweep.py scores its PyTorch runs with its own NumPy code; on skewed random triples
     it must give what `stacked_mnist_modes` gives, and the confidence share is counted by hand."""
-    import importlib.util
-
     from keras_gen.metrics import stacked_mnist_modes
 
-    path = os.path.join(ROOT, "benchmarks", "stacked_mnist_sweep.py")
-    spec = importlib.util.spec_from_file_location("stacked_mnist_sweep", path)
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)  # imports NumPy only at module level: PyTorch stays unneeded here
+    sweep = _benchmark("stacked_mnist_sweep")  # imports NumPy only at module level: PyTorch stays unneeded here
     rng = np.random.default_rng(0)
     digits = rng.choice(10, size=(3000, 3), p=np.linspace(1, 3, 10) / 20)  # (3000, 3), skewed toward 9
     confidence = np.tile([0.5, 0.95, 0.99], (3000, 1))  # one channel in three below 0.9
@@ -445,11 +447,7 @@ def test_sweep_scores_like_stacked_mnist_modes():
 def test_benchmark_curve_scores_epoch_n_as_an_n_epoch_run_would(tmp_path):
     """`--curve-every K` scores during training; epoch N of a longer run must score exactly as an N-epoch run (the
     scoring draws from fixed latents and leaves training's random numbers alone), and the table shows the curve."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("mode_collapse", os.path.join(ROOT, "benchmarks", "mode_collapse.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark("mode_collapse")
     common = ["--presets", "ring2d", "--seeds", "1", "--plots", str(tmp_path)]
     bench.main(common + ["--epochs", "16", "--curve-every", "8", "--out", str(tmp_path / "long.json")])
     bench.main(common + ["--epochs", "8", "--out", str(tmp_path / "short.json")])
@@ -470,13 +468,9 @@ def test_benchmark_curve_scores_epoch_n_as_an_n_epoch_run_would(tmp_path):
 def test_benchmark_curve_also_scores_the_generator_weight_average(tmp_path, monkeypatch):
     """With a ``use_ema`` generator optimizer the curve scores the live weights and, in brackets, the average; the
     last epoch's average is what fit leaves in place, so it scores exactly as the finished run."""
-    import importlib.util
-
     from keras_gen import presets
 
-    spec = importlib.util.spec_from_file_location("mode_collapse", os.path.join(ROOT, "benchmarks", "mode_collapse.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark("mode_collapse")
     averaged = copy.deepcopy(presets.PRESETS["ring2d"])
     averaged["optimizers"]["g_optimizer"]["config"].update(use_ema=True, ema_momentum=0.99)
     monkeypatch.setitem(presets.PRESETS, "ring2d-ema", averaged)
@@ -495,14 +489,44 @@ def test_benchmark_curve_also_scores_the_generator_weight_average(tmp_path, monk
     assert f"| ring2d-ema | 0 | {run['curve'][0]['reverse_kl']:.3f} (" in saved["table"] and cell in saved["table"]
 
 
+def test_benchmark_scores_the_average_on_recomputed_statistics_and_puts_training_ones_back():
+    """The curve's third score (stacked MNIST): inside ``_standing_statistics`` the generator's batch norms hold
+    what `recompute_generator_statistics` computes; afterwards, also after an exception, the ones training keeps."""
+    from tests.test_gan import IMAGES, small_gan
+
+    bench = _benchmark("mode_collapse")
+    gan = small_gan()
+    gan.fit(IMAGES, epochs=1, batch_size=4, verbose=0)
+    layers = gan._generator_batch_norms()
+    assert layers
+    kept = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
+    gan.recompute_generator_statistics()
+    recomputed = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
+    for layer, (mean, variance) in zip(layers, kept):
+        layer.moving_mean.assign(mean)
+        layer.moving_variance.assign(variance)
+    assert not np.allclose(recomputed[0][1], kept[0][1])  # one epoch: training's statistics are another thing
+    for fail in (False, True):
+        with pytest.raises(KeyboardInterrupt) if fail else contextlib.nullcontext():
+            with bench._standing_statistics(gan):
+                for layer, (mean, variance) in zip(layers, recomputed):
+                    np.testing.assert_array_equal(layer.moving_mean.numpy(), mean)
+                    np.testing.assert_array_equal(layer.moving_variance.numpy(), variance)
+                if fail:
+                    raise KeyboardInterrupt
+        for layer, (mean, variance) in zip(layers, kept):
+            np.testing.assert_array_equal(layer.moving_mean.numpy(), mean)
+            np.testing.assert_array_equal(layer.moving_variance.numpy(), variance)
+    point = {"kl": 0.06, "averaged": {"kl": 0.0512}, "standing": {"kl": 0.048}}
+    assert bench._curve_cell(point, "kl") == "0.060 (0.051, 0.048)"
+    assert bench._curve_cell({"kl": 0.06, "averaged": {"kl": 0.0512}}, "kl") == "0.060 (0.051)"
+    assert bench._curve_cell({"kl": 0.06}, "kl") == "0.060"
+
+
 def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path):
     """Runs made side by side (one seed per process) pool into one row: the mean over both seeds, each run kept;
     a seed given twice, or runs of another length, are refused with a message naming the file."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("mode_collapse", os.path.join(ROOT, "benchmarks", "mode_collapse.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark("mode_collapse")
     common = ["--presets", "ring2d", "--seeds", "1", "--epochs", "8", "--plots", str(tmp_path)]
     for seed in (0, 1):
         bench.main(common + ["--first-seed", str(seed), "--out", str(tmp_path / f"seed{seed}.json")])

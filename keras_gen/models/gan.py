@@ -354,8 +354,7 @@ class GAN(GenerativeModel):
         for name, value, minimum in (("batches", batches, 1), ("batch_size", batch_size, 2), ("seed", seed, 0)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
                 raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-        layers = [layer for layer in self.generator._flatten_layers()
-                  if isinstance(layer, keras.layers.BatchNormalization)]
+        layers = self._generator_batch_norms()
         saved = [(layer.momentum, ops.convert_to_numpy(layer.moving_mean), ops.convert_to_numpy(layer.moving_variance))
                  for layer in layers]
         labels = self.check_labels(None, batch_size)
@@ -377,6 +376,11 @@ class GAN(GenerativeModel):
             for layer, (momentum, _, _) in zip(layers, saved):
                 layer.momentum = momentum
         return len(layers)
+
+    def _generator_batch_norms(self):
+        """The generator's batch normalizations (nested ones too)."""
+        return [layer for layer in self.generator._flatten_layers()
+                if isinstance(layer, keras.layers.BatchNormalization)]
 
     @property
     def metrics(self):
