@@ -387,7 +387,8 @@ def format_tables(results, calibrations=None):
                 )
         else:
             lines += [
-                f"| | modes (of {spec['modes']}) | high-quality samples (%) | reverse KL | goal met | seeds | s / run |",
+                f"| | modes (of {spec['modes']}) | high-quality samples (%) | reverse KL | goal met | seeds "
+                "| s / run |",
                 "|---|---|---|---|---|---|---|",
             ]
             for label, value in PUBLISHED[dataset]:

@@ -238,8 +238,9 @@ def main():
     medians, all_rates = ab_table(args)
     reference = medians["reference (keras-io style)"]
 
-    print(f"\nDCGAN preset (28x28x1, width 64, batch {args.batch_size}) on {platform.processor() or platform.machine()}, "
-          f"TF {tf.__version__}, Keras {keras.__version__}; median of {args.repeats} interleaved runs of {args.steps} steps, the first execution untimed")
+    print(f"\nDCGAN preset (28x28x1, width 64, batch {args.batch_size}) on "
+          f"{platform.processor() or platform.machine()}, TF {tf.__version__}, Keras {keras.__version__}; median of "
+          f"{args.repeats} interleaved runs of {args.steps} steps, the first execution untimed")
     print(f"peak = {peak_text} = {peak / 1e9:.0f} GFLOP/s (nominal)\n")
     lines = ["| trainer | steps/s | vs reference | GFLOP/step | GFLOP/s | % of peak |", "|---|---|---|---|---|---|"]
     rows = []

@@ -61,7 +61,8 @@ def build_parser():
     train.add_argument("--steps-per-execution", type=int,
                        help="train steps per call into the compiled graph (default 1; 8 is ~5%% faster on CPU)")
     train.add_argument(
-        "--strategy", choices=["default", "mirrored", "multiworker"], help="tf.distribute strategy (default: one device)"
+        "--strategy", choices=["default", "mirrored", "multiworker"],
+        help="tf.distribute strategy (default: one device)",
     )
     train.add_argument(
         "--deterministic", action="store_true", default=None, help="TensorFlow op determinism (bit-identical runs)"

@@ -477,7 +477,8 @@ def _validate_vae(config):
     if config.network not in _VAE_NETWORKS:
         raise ValueError(f"Unknown VAE network {config.network!r}. Valid: {', '.join(_VAE_NETWORKS)}.")
     if set(config.optimizers) != {"optimizer"}:
-        raise ValueError(f"A VAE config needs exactly one optimizer, named 'optimizer'; got {sorted(config.optimizers)}.")
+        raise ValueError(
+            f"A VAE config needs exactly one optimizer, named 'optimizer'; got {sorted(config.optimizers)}.")
     unknown = set(config.networks) - {"encoder", "decoder"}
     if unknown:
         raise ValueError(f"Unknown network role(s) {sorted(unknown)} for a VAE: use 'encoder', 'decoder'.")
@@ -491,7 +492,8 @@ def _validate_vae(config):
                 "networks.encoder, classes with `conditional`, the shape from the dataset."
             )
     if "num_classes" in config.networks.get("encoder", {}) or "image_shape" in config.networks.get("encoder", {}):
-        raise ValueError("Set classes with `conditional` and the image shape through the dataset, not networks.encoder.")
+        raise ValueError(
+            "Set classes with `conditional` and the image shape through the dataset, not networks.encoder.")
     bad = set(config.model) - set(_VAE_MODEL_ARGS)
     if bad:
         raise ValueError(

@@ -135,7 +135,8 @@ def test_training_moves_the_generator_to_the_data(loss):
     d = nets.mlp_discriminator(input_dim=2, hidden=[32, 32])
     extra = {"gradient_penalty_weight": 1.0} if loss == "wasserstein" else {}
     gan = GAN(g, d, loss=loss, seed=0, **extra)
-    gan.compile(d_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5), g_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5))
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5),
+                g_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5))
     before = np.linalg.norm(gan.generate(512, seed=0).mean(axis=0) - target)
     gan.fit(tf.data.Dataset.from_tensor_slices(data).batch(64), epochs=5, verbose=0)
     after = np.linalg.norm(gan.generate(512, seed=0).mean(axis=0) - target)

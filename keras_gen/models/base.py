@@ -200,7 +200,8 @@ class GenerativeModel(keras.Model):
         """Runs `decode_latent` in batches on given latents ``(n, *latent_shape)``; returns NumPy float32."""
         z = ops.convert_to_tensor(z)
         if tuple(z.shape[1:]) != self.latent_shape:
-            raise ValueError(f"`z` must have shape (n, {', '.join(map(str, self.latent_shape))}), got {tuple(z.shape)}.")
+            expected = ", ".join(map(str, self.latent_shape))
+            raise ValueError(f"`z` must have shape (n, {expected}), got {tuple(z.shape)}.")
         n = int(z.shape[0])
         labels = self.check_labels(labels, n)
         outputs = []

@@ -41,7 +41,8 @@ def mlp_generator(
     if num_classes is not None:
         label = keras.Input((), dtype="int32", name="label")
         inputs.append(label)
-        x = keras.layers.Concatenate()([z, keras.layers.Embedding(num_classes, num_classes, name="label_embedding")(label)])
+        embedded = keras.layers.Embedding(num_classes, num_classes, name="label_embedding")(label)
+        x = keras.layers.Concatenate()([z, embedded])
     for i, units in enumerate(hidden):
         x = keras.layers.Dense(units, use_bias=not batch_norm, name=f"dense{i}")(x)
         if batch_norm:

@@ -36,7 +36,8 @@ def _check_sizes(name, sizes, allow_empty=True):
         sizes = (sizes,)
     sizes = tuple(sizes)
     if (not sizes and not allow_empty) or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-        raise ValueError(f"`{name}` must be a {'' if allow_empty else 'non-empty '}sequence of positive ints, got {sizes!r}.")
+        kind = "sequence" if allow_empty else "non-empty sequence"
+        raise ValueError(f"`{name}` must be a {kind} of positive ints, got {sizes!r}.")
     return sizes
 
 

@@ -57,7 +57,8 @@ def _first_optimizer(model):
 runs = {}
 initial = None
 jit_ok, jit_reason = distribute.jit_supported(distribute.make_strategy("mirrored"))
-for label, strategy in (("single", distribute.make_strategy("default")), ("mirrored", distribute.make_strategy("mirrored"))):
+strategies = (("single", distribute.make_strategy("default")), ("mirrored", distribute.make_strategy("mirrored")))
+for label, strategy in strategies:
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = presets.build_model(config)
