@@ -546,10 +546,10 @@ def _load_folder(root, split, *, image_size, num_samples):
 
 
 def _gather_stacked(sources, triples, *label, image_size=None):
-    """Index triple (3,) -> stacked image (28, 28, 3) (resized to image_size), label passed through."""
-    image = tf.transpose(tf.gather(sources, triples), (1, 2, 0))  # (3, 28, 28) -> (28, 28, 3)
+    """Index triples (B, 3) -> stacked images (B, 28, 28, 3) (resized to image_size), labels passed through."""
+    image = tf.transpose(tf.gather(sources, triples), (0, 2, 3, 1))  # (B, 3, 28, 28) -> (B, 28, 28, 3)
     if image_size is not None:
-        image = tf.clip_by_value(tf.image.resize(image, image_size, antialias=True), -1.0, 1.0)  # (h, w, 3)
+        image = tf.clip_by_value(tf.image.resize(image, image_size, antialias=True), -1.0, 1.0)  # (B, h, w, 3)
     return (image, *label) if label else image
 
 
@@ -691,7 +691,7 @@ def load_dataset(
     seed = _check_seed(seed)
     image_size = _check_image_size(image_size)
     kind, resolved = _resolve(name)
-    deferred = None  # a map applied after the shuffle (stacked MNIST gathers its images there)
+    deferred = None  # a map applied to shuffled batches (stacked MNIST gathers its images there)
 
     if kind == "builtin":
         for argname, value in (("data_dir", data_dir), ("download", download)):
@@ -743,9 +743,9 @@ def load_dataset(
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(_shuffle_buffer(num_examples, example_bytes), seed=seed, reshuffle_each_iteration=True)
-    if deferred is not None:
-        ds = ds.map(deferred, num_parallel_calls=tf.data.AUTOTUNE)  # index triples -> (28, 28, 3) images
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)  # (B, ...)
+    if deferred is not None:  # one gather per batch: index triples (B, 3) -> images (B, 28, 28, 3)
+        ds = ds.map(deferred, num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         ds = ds.repeat()
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -18,6 +18,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_gen import data, presets
 from keras_gen.callbacks import ModeCollapseAlarm
@@ -223,6 +224,11 @@ def test_stacked_mnist_channels_are_labelled_digits():
                                                       num_samples=50)))
     np.testing.assert_array_equal(batch.numpy(), x)
     np.testing.assert_array_equal(batch_labels.numpy(), y)
+    # Resized, the images are gathered a batch at a time; each equals its own resize.
+    resized = next(iter(data.load_dataset("stacked_mnist", "test", batch_size=50, shuffle=False, num_samples=50,
+                                          image_size=(32, 32), with_labels=False)))
+    each = [tf.clip_by_value(tf.image.resize(image, (32, 32), antialias=True), -1.0, 1.0) for image in x]
+    np.testing.assert_allclose(resized.numpy(), np.stack(each), atol=1e-6)
 
 
 def test_stacked_mnist_evaluation_counts_predicted_triples(mnist_classifier):
