@@ -34,6 +34,7 @@ bench: setup
 	$(PY) benchmarks/serving.py
 	$(PY) benchmarks/likelihood.py
 	$(PY) benchmarks/r1_cost.py
+	$(PY) benchmarks/input_pipeline.py
 
 # The full PacGAN-style table: 4 mixture presets x 10 seeds (~80 min here), then one seed of each stacked-MNIST
 # preset (~3 h).
