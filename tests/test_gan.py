@@ -346,6 +346,41 @@ def test_recompute_generator_statistics_keeps_the_old_ones_when_it_fails():
     assert layer.momentum == 0.99
 
 
+def test_standing_statistics_after_fit_belong_to_the_averaged_generator(tmp_path):
+    def moving(gan):
+        return [(l.moving_mean.numpy(), l.moving_variance.numpy()) for l in gan.generator._flatten_layers()
+                if isinstance(l, keras.layers.BatchNormalization)]
+
+    stats = {}
+    for standing, use_ema in ((0, True), (3, True), (3, False)):
+        keras.utils.set_random_seed(0)
+        gan = small_gan(standing_statistics=standing)
+        gan.compile(d_optimizer=keras.optimizers.Adam(1e-2),
+                    g_optimizer=keras.optimizers.Adam(1e-2, use_ema=use_ema, ema_momentum=0.9))
+        gan.fit(tf.data.Dataset.from_tensor_slices(IMAGES).batch(2), epochs=2, verbose=0)
+        stats[standing, use_ema] = moving(gan)
+        if standing and use_ema:
+            # What fit left are the statistics of the weights now in place (the average), over 3 batches.
+            gan.recompute_generator_statistics(batches=3)
+            for (mean, variance), (again_mean, again_variance) in zip(stats[standing, use_ema], moving(gan)):
+                np.testing.assert_allclose(mean, again_mean, rtol=1e-5, atol=1e-7)
+                np.testing.assert_allclose(variance, again_variance, rtol=1e-5, atol=1e-7)
+            path = str(tmp_path / "gan.keras")
+            gan.save(path)
+            restored = keras.models.load_model(path)
+            assert restored.standing_statistics == 3
+            np.testing.assert_allclose(restored.generate(4, seed=3), gan.generate(4, seed=3), atol=1e-6)
+    # Without the option fit keeps training's statistics; without an average in place the option does nothing
+    # (use_ema changes no update, so the runs trained alike).
+    assert not np.allclose(stats[0, True][0][1], stats[3, True][0][1])
+    for (mean, variance), (kept_mean, kept_variance) in zip(stats[3, False], stats[0, True]):
+        np.testing.assert_array_equal(mean, kept_mean)
+        np.testing.assert_array_equal(variance, kept_variance)
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="standing_statistics"):
+            small_gan(standing_statistics=bad)
+
+
 def test_penalties_warn_about_keras_own_normalization_layers():
     # R1 / the gradient penalty through keras.layers.BatchNormalization get a wrong second derivative on
     # TensorFlow (tests/test_losses.py shows it); the package's discriminators use its own layers.

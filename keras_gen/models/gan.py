@@ -105,6 +105,10 @@ class GAN(GenerativeModel):
             averages the updates that computed it. 1 (the default) computes it on every update.
         clip_value: clip the discriminator's weights to ``[-clip_value, clip_value]`` after each update (the
             original WGAN); ``None`` disables it.
+        standing_statistics: when `fit` (or `finalize_averages`) puts the generator optimizer's ``use_ema``
+            average in place, recompute the generator's batch-norm statistics for it over this many batches of
+            fresh latents (`recompute_generator_statistics`); the moving statistics training kept belong to the
+            live weights. 0 (the default) keeps them.
         seed: seed of the model's `SeedGenerator`.
 
     Example:
@@ -127,6 +131,7 @@ class GAN(GenerativeModel):
         r1_weight=0.0,
         r1_interval=1,
         clip_value=None,
+        standing_statistics=0,
         seed=None,
         **kwargs,
     ):
@@ -145,6 +150,9 @@ class GAN(GenerativeModel):
             raise ValueError(f"`r1_interval` must be an integer >= 1, got {r1_interval!r}.")
         if clip_value is not None and float(clip_value) <= 0:
             raise ValueError(f"`clip_value` must be > 0 or None, got {clip_value!r}.")
+        if (isinstance(standing_statistics, bool) or not isinstance(standing_statistics, numbers.Integral)
+                or standing_statistics < 0):
+            raise ValueError(f"`standing_statistics` must be an integer >= 0 (batches), got {standing_statistics!r}.")
         expected_inputs = 1 if num_classes is None else 2
         for role, net in (("generator", generator), ("discriminator", discriminator)):
             if len(net.inputs) != expected_inputs:
@@ -169,6 +177,7 @@ class GAN(GenerativeModel):
         self.r1_weight = float(r1_weight)
         self.r1_interval = int(r1_interval)
         self.clip_value = None if clip_value is None else float(clip_value)
+        self.standing_statistics = int(standing_statistics)
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.sample_shape = tuple(int(s) for s in generator.outputs[0].shape[1:])
         self.packing = _packing_of(discriminator)
@@ -264,6 +273,7 @@ class GAN(GenerativeModel):
             r1_weight=self.r1_weight,
             r1_interval=self.r1_interval,
             clip_value=self.clip_value,
+            standing_statistics=self.standing_statistics,
             seed=self.seed,
         )
         return config
@@ -304,9 +314,13 @@ class GAN(GenerativeModel):
 
     def finalize_averages(self):
         """Overwrites each network's trainable weights with its optimizer's moving averages (``use_ema=True``
-        optimizers that have taken a step; others are left alone). `fit` calls it at the end of training."""
-        for optimizer, network in self._averaged():
+        optimizers that have taken a step; others are left alone), then, with ``standing_statistics``, gives an
+        averaged generator batch-norm statistics of its own. `fit` calls it at the end of training."""
+        averaged = self._averaged()
+        for optimizer, network in averaged:
             optimizer.finalize_variable_values(network.trainable_variables)
+        if self.standing_statistics and any(network is self.generator for _, network in averaged):
+            self.recompute_generator_statistics(batches=self.standing_statistics)
 
     @contextlib.contextmanager
     def averaged_weights(self):
@@ -340,7 +354,8 @@ class GAN(GenerativeModel):
         average a ``use_ema`` optimizer keeps, get statistics of other weights. On ``r1-ema-stacked-mnist``
         (seed 4, after 5 epochs) the averaged generator scored KL 0.195 with the live weights' statistics and
         0.148 with its own (the live generator: 0.119 and 0.113). Call it after `fit` or inside
-        `averaged_weights` (it leaves the new statistics in place in both cases).
+        `averaged_weights` (it leaves the new statistics in place in both cases), or build the GAN with
+        ``standing_statistics=batches`` and `fit` calls it once it has put the average in place.
 
         Args:
             batches: batches to average over (their mean batch statistics become the moving ones).
