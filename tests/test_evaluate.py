@@ -414,6 +414,21 @@ def _benchmark(name):
     return module
 
 
+def test_input_pipeline_benchmark_counts_what_fit_would_see(tmp_path):
+    bench = _benchmark("input_pipeline")
+    out = tmp_path / "pipeline.json"
+    assert bench.main(["--datasets", "digits,ring2d", "--batch-size", "50", "--repeats", "2", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = {row["dataset"]: row for row in report["rows"]}
+    for name, row in rows.items():
+        size = data.dataset_info(name)["splits"]["train"]
+        assert row["batches"] == size // 50 and row["examples"] == 50 * (size // 50), row  # last partial dropped
+        assert len(row["runs"]) == 2 and row["seconds_per_epoch"] > 0
+        assert f"| {name} | {row['batches']} | {row['seconds_per_epoch']:.2f} |" in report["table"]
+    with pytest.raises(SystemExit):
+        bench.main(["--datasets", "mnistt"])
+
+
 def test_benchmark_stacked_table_shows_the_channel_kls():
     """The stacked-MNIST table: a run with per-channel KLs shows their sum; an older run without them a dash."""
     bench = _benchmark("mode_collapse")
