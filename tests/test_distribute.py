@@ -30,12 +30,14 @@ def _last_json_line(text):
 
 @pytest.mark.parametrize("preset,overrides", [("cgan", None), ("wgan-gp", None), ("cvae", None),
                                               ("vqvae", ['{"dead_code_steps": 1}']),
-                                              ("dcgan", ["{}", '{"use_ema": true, "ema_momentum": 0.5}'])])
+                                              ("dcgan", ['{"standing_statistics": 2}',
+                                                        '{"use_ema": true, "ema_momentum": 0.5}'])])
 def test_mirrored_matches_one_device_on_the_same_global_batch(preset, overrides):
     # cgan: synchronized conditional batch norm, projection D; wgan-gp: 5 critic steps and a gradient penalty;
     # cvae: the reparameterization draws; vqvae: dead codes restarted every step (usage summed over replicas,
     # replacements from the global batch) and the prior's step; dcgan with use_ema: the generator's weight
-    # average, kept per replica by the optimizer and put in place by GAN.fit in cross-replica context.
+    # average, kept per replica by the optimizer and put in place by GAN.fit in cross-replica context, then its
+    # batch-norm statistics recomputed there (standing_statistics; the moving statistics are among the weights).
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "mirrored_parity.py"), preset, "3"] + (overrides or []),
         capture_output=True, text=True, env=ENV, timeout=300,
