@@ -168,15 +168,14 @@ def _keeps_average(model):
 def _standing_statistics(model):
     """Inside the block the generator's batch normalizations hold statistics recomputed for its current weights
     (`GAN.recompute_generator_statistics`); on exit, exception or not, the moving statistics training keeps."""
-    layers = model._generator_batch_norms()
-    saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
+    from keras_gen.models.gan import _statistics_restorer
+
+    restore = _statistics_restorer(model._generator_batch_norms())
     try:
         model.recompute_generator_statistics()
         yield
     finally:
-        for layer, (mean, variance) in zip(layers, saved):
-            layer.moving_mean.assign(mean)
-            layer.moving_variance.assign(variance)
+        restore()
 
 
 def _curve_scores(scores):

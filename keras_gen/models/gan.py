@@ -35,6 +35,18 @@ class _FinalizeAverages(keras.callbacks.Callback):
         self.model.finalize_averages()
 
 
+def _statistics_restorer(layers):
+    """A function that puts back the moving mean and variance the batch normalizations ``layers`` hold now."""
+    saved = [(ops.convert_to_numpy(layer.moving_mean), ops.convert_to_numpy(layer.moving_variance)) for layer in layers]
+
+    def restore():
+        for layer, (mean, variance) in zip(layers, saved):
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(variance)
+
+    return restore
+
+
 def _packing_of(discriminator):
     packs = [layer.packing for layer in discriminator._flatten_layers() if isinstance(layer, Pack)]
     return max(packs, default=1)
@@ -370,8 +382,7 @@ class GAN(GenerativeModel):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
                 raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
         layers = self._generator_batch_norms()
-        saved = [(layer.momentum, ops.convert_to_numpy(layer.moving_mean), ops.convert_to_numpy(layer.moving_variance))
-                 for layer in layers]
+        momenta, restore = [layer.momentum for layer in layers], _statistics_restorer(layers)
         labels = self.check_labels(None, batch_size)
         labels = None if labels is None else ops.convert_to_tensor(labels)
         try:
@@ -383,12 +394,10 @@ class GAN(GenerativeModel):
                     layer.momentum = i / (i + 1)  # moving <- (i moving + batch) / (i + 1): the mean of batches 0..i
                 self.generator(self._inputs(self.sample_latent(batch_size, seed=seed + i), labels), training=True)
         except BaseException:
-            for layer, (_, mean, variance) in zip(layers, saved):  # interrupted: the old statistics come back
-                layer.moving_mean.assign(mean)
-                layer.moving_variance.assign(variance)
+            restore()  # interrupted: the old statistics come back
             raise
         finally:
-            for layer, (momentum, _, _) in zip(layers, saved):
+            for layer, momentum in zip(layers, momenta):
                 layer.momentum = momentum
         return len(layers)
 
