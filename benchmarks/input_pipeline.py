@@ -5,8 +5,9 @@
 
 Each row iterates whole epochs of the training split exactly as `fit` receives it (shuffled, batched, prefetched,
 the last partial batch dropped, as the presets load it) with no model attached: the time the pipeline alone needs.
-The first epoch is untimed (it traces the map functions and fills the shuffle buffer). A training step of the stacked-MNIST
-presets takes 70-90 ms on 2 CPU cores (``benchmarks/r1_cost.py``), and the pipeline's work shares those cores.
+The first epoch is untimed (it traces the map functions and fills the shuffle buffer). A training step of the
+stacked-MNIST presets takes 70-90 ms on 2 CPU cores (``benchmarks/r1_cost.py``), and the pipeline's work shares
+those cores.
 
 Writes JSON to benchmarks/results/input_pipeline.json.
 """
@@ -21,7 +22,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from keras_gen import data  # noqa: E402
+from keras_gen import data, provenance  # noqa: E402
 
 # (label, load_dataset arguments): the built-ins as the presets load them, and stacked MNIST resized.
 ROWS = {
@@ -97,6 +98,7 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump({"command": "python benchmarks/input_pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
                    "wall_seconds": round(wall, 1), "load_average": {"before": load_before, "after": os.getloadavg()},
+                   "environment": provenance.environment(),
                    "batch_size": args.batch_size, "repeats": args.repeats, "rows": rows, "table": table}, f, indent=2)
         f.write("\n")
     print(f"Wrote {args.out}")

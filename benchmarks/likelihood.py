@@ -295,6 +295,8 @@ def main(argv=None):
         rows.append(row)
         print(f"[likelihood] {name}: NLL {row['nll']:.2f} nats ({row['train_seconds']:.0f} s train, "
               f"{row['eval_seconds']:.0f} s eval)", file=sys.stderr, flush=True)
+    from keras_gen import provenance
+
     command = "python benchmarks/likelihood.py " + " ".join(sys.argv[1:] if argv is None else argv)
     result = {
         "command": command.strip(),
@@ -302,6 +304,7 @@ def main(argv=None):
         "settings": {"epochs": args.epochs, "k": args.k, "binarize": args.binarize, "seed": args.seed,
                      "held_out": HELD_OUT},
         "total_seconds": time.perf_counter() - start,
+        "environment": provenance.environment(),
         "rows": rows,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -313,6 +313,17 @@ def combine(paths):
     return results, invocations
 
 
+def source_revisions(invocations):
+    """The keras-gen revisions (short commit, ``+dirty`` for uncommitted changes) the invocations ran, in order;
+    invocations from before the reports recorded it, or from a checkout without git, are left out."""
+    revisions = []
+    for invocation in invocations:
+        source = (invocation.get("environment") or {}).get("source")
+        if source:
+            revisions.append(source["commit"][:7] + ("+dirty" if source["dirty"] else ""))
+    return list(dict.fromkeys(revisions))
+
+
 def _summary_keys(dataset):
     """The run scores a table row averages over seeds."""
     return ("modes", "kl", "channel_kl_sum") if dataset == "stacked_mnist" else ("modes", "high_quality", "reverse_kl")
@@ -459,8 +470,9 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = parse_args(argv)
     check_presets(args.preset_names)
-    from keras_gen import presets
+    from keras_gen import presets, provenance
 
+    environment = provenance.environment()  # the code this process starts with, however long it trains
     start = time.perf_counter()
     stem = os.path.splitext(os.path.basename(args.out))[0]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -492,7 +504,8 @@ def main(argv=None):
     command = ("python benchmarks/mode_collapse.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     for r in results.values():
         r.update(command=command, wall_seconds=round(wall, 1))
-    invocations = [{"command": command, "wall_seconds": round(wall, 1), "presets": list(results)}]
+    invocations = [{"command": command, "wall_seconds": round(wall, 1), "presets": list(results),
+                    "environment": environment}]
     if args.retable:
         invocations = []
     if args.combine:
@@ -514,12 +527,15 @@ def main(argv=None):
     if args.combine:  # the pooled runs' own commands and wall times
         for invocation in invocations:
             print(f"Ran: {invocation['command']} ({invocation['wall_seconds']:.0f} s)")
+        revisions = source_revisions(invocations)
+        if len(revisions) > 1:
+            print(f"Note: the pooled runs come from {len(revisions)} revisions of keras-gen ({', '.join(revisions)}).")
     print(f"Command: {command}\nWall time: {wall:.0f} s ({os.cpu_count()} CPU cores, {platform.machine()})")
     report = {
         "command": command,
         "wall_seconds": round(wall, 1),
         "invocations": invocations,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "environment": environment,
         "seeds": seeds,
         "epochs_override": args.epochs,
         "published": {d: [{"row": label, **values} for label, values in rows] for d, rows in PUBLISHED.items()},

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 
-from keras_gen import data, presets  # noqa: E402
+from keras_gen import data, presets, provenance  # noqa: E402
 from train_throughput import steps_per_second  # noqa: E402
 
 PRESET = "r1-stacked-mnist"
@@ -101,6 +101,7 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump({"command": "python benchmarks/r1_cost.py " + " ".join(sys.argv[1:] if argv is None else argv),
                    "wall_seconds": round(wall, 1), "load_average": {"before": load_before, "after": os.getloadavg()},
+                   "environment": provenance.environment(),
                    "steps": args.steps, "repeats": args.repeats,
                    "rows": [{"variant": label, "model": rows[label], "steps_per_s": medians[label],
                              "runs": rates[label]} for label in rows],

@@ -119,6 +119,7 @@ def main(argv=None):
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     import keras_gen
     import keras_gen.export as kx
+    from keras_gen import provenance
 
     config = keras_gen.get_config(args.preset)
     model = keras_gen.build_model(config)
@@ -178,8 +179,7 @@ def main(argv=None):
                 "preset": args.preset,
                 "trained": False,
                 "threads": args.threads,
-                "cpu_count": os.cpu_count(),
-                "versions": result.manifest["versions"],
+                "environment": {"processor": platform.processor(), **provenance.environment()},
                 "generator_parameters": int(generator.count_params()),
                 "artifact_bytes": sizes,
                 "export_seconds": export_seconds,

@@ -213,8 +213,7 @@ def main(argv=None):
                                                       "serving.json"))
     args = parser.parse_args(argv)
 
-    import keras
-    import tensorflow as tf
+    from keras_gen import provenance
 
     load_before = os.getloadavg()  # other processes on the machine skew the numbers: recorded with them
     rows = []
@@ -291,9 +290,7 @@ def main(argv=None):
             "onnx_threads": args.onnx_threads,
             "load_average": {"before": load_before, "after": os.getloadavg()},
             "seconds_per_row": args.seconds,
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "cpus": os.cpu_count(), "python": platform.python_version(),
-                        "tensorflow": tf.__version__, "keras": keras.__version__},
+            "environment": {"processor": platform.processor(), **provenance.environment()},
             "rows": rows, "goals": goals, "table": table,
         }, f, indent=2)
         f.write("\n")

@@ -40,7 +40,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_gen import data, presets  # noqa: E402
+from keras_gen import data, presets, provenance  # noqa: E402
 from keras_gen.runs import dtype_policy  # noqa: E402
 
 
@@ -268,6 +268,7 @@ def main():
     with open(args.out, "w") as f:
         json.dump({"command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
                    "wall_seconds": round(wall, 1), "load_average": {"before": load_before, "after": os.getloadavg()},
+                   "environment": provenance.environment(),
                    "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
                    "precision_repeats": args.precision_repeats, "peak_flops": peak, "peak": peak_text, "ab": rows,
                    "precision": precision, "table": "\n".join(lines)}, f, indent=2)

@@ -66,17 +66,14 @@ def file_sizes(root, paths=None):
 
 def build_manifest(adapter, name, version, artifacts, source=None):
     """The manifest dict of an export (see the module docstring)."""
-    import keras
-    import tensorflow as tf
-
-    import keras_gen
+    from keras_gen import provenance
 
     return {
         "manifest_version": MANIFEST_VERSION,
         "name": name,
         "version": int(version),
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "versions": {"keras_gen": keras_gen.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+        "versions": provenance.versions(),
         "model": adapter.describe(),
         "sampling": dict(SAMPLING),
         "source": source,

@@ -11,7 +11,7 @@ on their own: ``import keras_gen.export``.
 
 __version__ = "0.1.0"
 
-from keras_gen import latent, losses, metrics, networks
+from keras_gen import latent, losses, metrics, networks, provenance
 from keras_gen.data import dataset_info, load_arrays, load_dataset
 from keras_gen.models import GAN, VAE, VQVAE, PixelCNN
 from keras_gen.presets import PRESETS, RunConfig, build_model, get_config, list_presets
@@ -35,5 +35,6 @@ __all__ = [
     "losses",
     "metrics",
     "networks",
+    "provenance",
     "train_run",
 ]

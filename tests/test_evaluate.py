@@ -350,6 +350,7 @@ def test_cli_evaluate_writes_json_and_table(ring_run):
     saved = json.loads((ring_run / "eval.json").read_text())
     assert set(saved) >= {"source", "dataset", "num_samples", "num_real", "extractor", "metrics", "seed"}
     assert saved["dataset"] == "ring2d" and saved["num_samples"] == 500 and saved["source"]["type"] == "run"
+    assert saved["environment"]["tensorflow"] == tf.__version__ and saved["environment"]["cpu_count"] == os.cpu_count()
     assert list(saved["metrics"]) == ["fid", "coverage"]
     assert set(saved["metrics"]["coverage"]) >= {"modes", "num_modes", "high_quality", "reverse_kl", "counts"}
 
@@ -544,9 +545,12 @@ def test_benchmark_scores_the_average_on_recomputed_statistics_and_puts_training
     assert bench._curve_cell({"kl": 0.06}, "kl") == "0.060"
 
 
-def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path):
+def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path, capsys):
     """Runs made side by side (one seed per process) pool into one row: the mean over both seeds, each run kept;
-    a seed given twice, or runs of another length, are refused with a message naming the file."""
+    a seed given twice, or runs of another length, are refused with a message naming the file; runs of different
+    keras-gen revisions pool with a note naming them."""
+    from keras_gen import provenance
+
     bench = _benchmark("mode_collapse")
     common = ["--presets", "ring2d", "--seeds", "1", "--epochs", "8", "--plots", str(tmp_path)]
     for seed in (0, 1):
@@ -561,6 +565,14 @@ def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path):
     assert pooled["mean"]["high_quality"] == pytest.approx((runs[0]["high_quality"] + runs[1]["high_quality"]) / 2)
     assert pooled["std"]["high_quality"] == pytest.approx(abs(runs[0]["high_quality"] - runs[1]["high_quality"]) / 2)
     assert len(both["invocations"]) == 2 and "| ring2d |" in both["table"] and "| 2 |" in both["table"]
+    assert [i["environment"]["source"] for i in both["invocations"]] == [provenance.source_revision()] * 2
+    assert "revisions of keras-gen" not in capsys.readouterr().out
+    other = json.loads((tmp_path / "seed1.json").read_text())
+    other["invocations"][0]["environment"]["source"] = {"commit": "0123456789abcdef", "dirty": True}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "other.json"), "--out",
+                str(tmp_path / "other_both.json")])
+    assert "0123456+dirty" in capsys.readouterr().out.split("come from 2 revisions of keras-gen")[1]
     with pytest.raises(SystemExit, match="seed 0 is already"):
         bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "seed0.json"), "--out",
                     str(tmp_path / "twice.json")])

@@ -8,6 +8,7 @@ folded-away normalisation would show.
 """
 
 import functools
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -318,6 +319,8 @@ def test_manifest_describes_what_was_written(cond):
         manifest = json.load(f)
     assert manifest == json.loads(json.dumps(result.manifest))
     assert manifest["name"] == "cgan" and manifest["version"] == 1
+    assert manifest["versions"] == {"keras_gen": importlib.metadata.version("keras-gen"), "tensorflow": tf.__version__,
+                                    "keras": keras.__version__}
     assert manifest["model"] == {
         "kind": "gan", "class": "GAN", "networks": ["generator"], "prior": "normal", "latent_shape": [8],
         "latent_dim": 8, "num_classes": 10, "sample_shape": [8, 8, 1], "value_range": [-1.0, 1.0], "output": "images"}

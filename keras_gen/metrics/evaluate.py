@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+from keras_gen.provenance import environment
 from keras_gen.metrics.coverage import _kl_to_uniform, mode_coverage, stacked_mnist_modes
 from keras_gen.metrics.fid import fid_from_features
 from keras_gen.metrics.inception_score import inception_score
@@ -419,7 +420,8 @@ def evaluate(
 
     Returns:
         A JSON-able dict: ``source``, ``dataset``, ``num_samples``, ``num_real``, ``real_split``, ``seed``,
-        ``batch_size``, ``extractor`` (``name``, ``path``, ``accuracy``, ...), ``seconds`` and ``metrics``:
+        ``batch_size``, ``extractor`` (``name``, ``path``, ``accuracy``, ...), ``seconds``, ``environment``
+        (versions, machine and keras-gen revision: `keras_gen.provenance.environment`) and ``metrics``:
         ``{name: {...values..., "extractor": name, "num_samples": n, "num_real": m}}`` with
         fid ``value``; kid ``mean``/``std``; is ``mean``/``std`` (and ``real_mean``, the IS of the real data);
         pr ``precision``/``recall``; coverage (mixtures) ``modes``/``num_modes``/``high_quality``/``reverse_kl``/
@@ -515,6 +517,7 @@ def evaluate(
         "extractor": provenance,
         "metrics": metrics_out,
         "seconds": round(time.perf_counter() - start_time, 2),
+        "environment": environment(),
     }
 
 

@@ -1,0 +1,69 @@
+"""What produced a result: library versions, the machine, and the keras-gen source revision.
+
+Written into export manifests (``versions``), ``keras-gen evaluate`` reports and the benchmarks' JSON
+(``environment``), so that two numbers can be told apart by more than their dates::
+
+    >>> from keras_gen import provenance
+    >>> provenance.environment()
+    {'keras_gen': '0.1.0', 'tensorflow': '2.21.0', 'keras': '3.15.1', 'backend': 'tensorflow',
+     'python': '3.11.2', 'platform': 'Linux-...-x86_64-with-glibc2.36', 'cpu_count': 2,
+     'source': {'commit': '83416c2...', 'dirty': False}}
+"""
+
+import functools
+import os
+import platform
+import subprocess
+
+__all__ = ["versions", "environment", "source_revision"]
+
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def versions():
+    """``{"keras_gen", "tensorflow", "keras"}`` version strings: what an artifact needs to be read back."""
+    import keras
+    import tensorflow as tf
+
+    import keras_gen
+
+    return {"keras_gen": keras_gen.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+@functools.lru_cache(maxsize=None)
+def source_revision(root=_PACKAGE_ROOT):
+    """``{"commit", "dirty"}`` of the git checkout keras-gen is imported from, or ``None``.
+
+    ``None`` when keras-gen is installed from a wheel (its folder's parent, site-packages, is not the root of a
+    checkout, and a virtual environment inside some other repository is not mistaken for keras-gen's), or when
+    git is missing or slow. ``dirty`` is True when tracked files differ from the commit, so the commit alone does
+    not name the code that ran. Computed once per process: a long run reports the code it started with (if its
+    first call comes at the start).
+    """
+    if not os.path.exists(os.path.join(root, ".git")):  # git -C would find any repository above
+        return None
+
+    def git(*args):
+        done = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=10, check=True)
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def environment():
+    """`versions` plus the Keras backend, Python, platform, CPU count and `source_revision` (``source``)."""
+    import keras
+
+    return {
+        **versions(),
+        "backend": keras.backend.backend(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "source": source_revision(),
+    }

@@ -1,0 +1,60 @@
+"""keras_gen.provenance: versions, machine and the git revision of the checkout keras-gen runs from."""
+
+import os
+import subprocess
+
+import keras
+import pytest
+import tensorflow as tf
+
+import keras_gen
+from keras_gen import provenance
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _git(root, *args):
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A one-commit git repository."""
+    root = tmp_path / "checkout"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    _git(root, "init", "-q")
+    _git(root, "add", "pyproject.toml")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    return root
+
+
+def test_source_revision_names_the_commit_and_whether_tracked_files_changed(checkout):
+    revision = provenance.source_revision.__wrapped__  # uncached: the checkout changes between calls
+    assert revision(str(checkout)) == {"commit": _git(checkout, "rev-parse", "HEAD"), "dirty": False}
+    (checkout / "notes.txt").write_text("untracked")  # untracked files do not change the code that runs
+    assert revision(str(checkout))["dirty"] is False
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'y'\n")
+    assert revision(str(checkout))["dirty"] is True
+
+
+def test_source_revision_is_none_outside_a_checkout_root_or_without_git(checkout, tmp_path, monkeypatch):
+    revision = provenance.source_revision.__wrapped__
+    assert revision(str(tmp_path / "nowhere")) is None
+    inner = checkout / "site-packages"  # an install inside some other repository is not that repository
+    inner.mkdir()
+    assert revision(str(inner)) is None
+    monkeypatch.setenv("PATH", str(tmp_path / "no-binaries"))
+    assert revision(str(checkout)) is None
+
+
+def test_environment_records_versions_machine_and_this_checkout():
+    environment = provenance.environment()
+    assert provenance.versions() == {"keras_gen": keras_gen.__version__, "tensorflow": tf.__version__,
+                                     "keras": keras.__version__}
+    assert {k: environment[k] for k in ("keras_gen", "tensorflow", "keras")} == provenance.versions()
+    assert environment["backend"] == keras.backend.backend() and environment["cpu_count"] == os.cpu_count()
+    if os.path.exists(os.path.join(ROOT, ".git")):  # a git checkout (a source archive has no revision to give)
+        assert environment["source"]["commit"] == _git(ROOT, "rev-parse", "HEAD")
+    else:
+        assert environment["source"] is None
