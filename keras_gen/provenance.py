@@ -59,11 +59,12 @@ def environment():
     """`versions` plus the Keras backend, Python, platform, CPU count and `source_revision` (``source``)."""
     import keras
 
+    source = source_revision()
     return {
         **versions(),
         "backend": keras.backend.backend(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "source": source_revision(),
+        "source": None if source is None else dict(source),  # a copy: the cached one stays as it was
     }

@@ -56,5 +56,7 @@ def test_environment_records_versions_machine_and_this_checkout():
     assert environment["backend"] == keras.backend.backend() and environment["cpu_count"] == os.cpu_count()
     if os.path.exists(os.path.join(ROOT, ".git")):  # a git checkout (a source archive has no revision to give)
         assert environment["source"]["commit"] == _git(ROOT, "rev-parse", "HEAD")
+        environment["source"]["commit"] = "edited"  # a report's copy: the next report still names the checkout
+        assert provenance.environment()["source"]["commit"] == _git(ROOT, "rev-parse", "HEAD")
     else:
         assert environment["source"] is None

@@ -31,12 +31,12 @@ import time
 
 import numpy as np
 
-from keras_gen.provenance import environment
 from keras_gen.metrics.coverage import _kl_to_uniform, mode_coverage, stacked_mnist_modes
 from keras_gen.metrics.fid import fid_from_features
 from keras_gen.metrics.inception_score import inception_score
 from keras_gen.metrics.kid import kernel_inception_distance
 from keras_gen.metrics.precision_recall import precision_recall
+from keras_gen.provenance import environment
 
 __all__ = ["METRICS", "EXTRACTORS", "evaluate", "applicable_metrics", "load_source", "format_table"]
 

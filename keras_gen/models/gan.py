@@ -366,9 +366,9 @@ class GAN(GenerativeModel):
         average a ``use_ema`` optimizer keeps, get statistics of other weights. On ``r1-ema-stacked-mnist``
         after 5 epochs the averaged generator scored KL 0.168 / 0.174 / 0.183 / 0.188 with the live weights'
         statistics and 0.132 / 0.143 / 0.142 / 0.142 with its own (seeds 2-5); from epoch 15 on the two differed by
-        less than 0.002. Call it
-        after `fit` or inside `averaged_weights` (it leaves the new statistics in place in both cases), or build
-        the GAN with ``standing_statistics=batches`` and `fit` calls it once it has put the average in place.
+        less than 0.002. Call it after `fit` or inside `averaged_weights` (it leaves the new statistics in place in
+        both cases), or build the GAN with ``standing_statistics=batches`` and `fit` calls it once it has put the
+        average in place.
 
         Args:
             batches: batches to average over (their mean batch statistics become the moving ones).
