@@ -179,7 +179,7 @@ def main(argv=None):
                 "preset": args.preset,
                 "trained": False,
                 "threads": args.threads,
-                "environment": {"processor": platform.processor(), **provenance.environment()},
+                "environment": provenance.environment(),
                 "generator_parameters": int(generator.count_params()),
                 "artifact_bytes": sizes,
                 "export_seconds": export_seconds,

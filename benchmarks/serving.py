@@ -28,7 +28,6 @@ Results: a Markdown table on stdout and JSON in ``benchmarks/results/serving.jso
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -290,7 +289,7 @@ def main(argv=None):
             "onnx_threads": args.onnx_threads,
             "load_average": {"before": load_before, "after": os.getloadavg()},
             "seconds_per_row": args.seconds,
-            "environment": {"processor": platform.processor(), **provenance.environment()},
+            "environment": provenance.environment(),
             "rows": rows, "goals": goals, "table": table,
         }, f, indent=2)
         f.write("\n")

@@ -6,7 +6,7 @@ Written into export manifests (``versions``), ``keras-gen evaluate`` reports and
     >>> from keras_gen import provenance
     >>> provenance.environment()
     {'keras_gen': '0.1.0', 'tensorflow': '2.21.0', 'keras': '3.15.1', 'backend': 'tensorflow',
-     'python': '3.11.2', 'platform': 'Linux-...-x86_64-with-glibc2.36', 'cpu_count': 2,
+     'python': '3.11.2', 'platform': 'Linux-...-x86_64-with-glibc2.36', 'processor': '', 'cpu_count': 2,
      'source': {'commit': '83416c2...', 'dirty': False}}
 """
 
@@ -56,7 +56,8 @@ def source_revision(root=_PACKAGE_ROOT):
 
 
 def environment():
-    """`versions` plus the Keras backend, Python, platform, CPU count and `source_revision` (``source``)."""
+    """`versions` plus the Keras backend, Python, platform, processor (often empty on Linux), CPU count and
+    `source_revision` (``source``)."""
     import keras
 
     source = source_revision()
@@ -65,6 +66,7 @@ def environment():
         "backend": keras.backend.backend(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "processor": platform.processor(),
         "cpu_count": os.cpu_count(),
         "source": None if source is None else dict(source),  # a copy: the cached one stays as it was
     }
