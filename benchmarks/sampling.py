@@ -22,7 +22,6 @@ Results: a Markdown table on stdout and JSON in ``benchmarks/results/sampling.js
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -164,7 +163,7 @@ def main(argv=None):
     print(
         f"\nSampling speed, preset {args.preset} ({tuple(model.sample_shape)}, z of {model.latent_dim}, "
         f"{generator.count_params():,} generator parameters, untrained), {args.threads} threads, "
-        f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}\n"
+        f"CPU {provenance.processor()} x{os.cpu_count()}\n"
     )
     print(table)
     best = max(rows["ONNX Runtime"]["speedup_p50"], max(rows[f"TFLite {p}"]["speedup_p50"] for p in ("fp32", "fp16")))

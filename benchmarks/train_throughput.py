@@ -29,7 +29,6 @@ Writes JSON to benchmarks/results/train_throughput.json.
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -239,7 +238,7 @@ def main():
     reference = medians["reference (keras-io style)"]
 
     print(f"\nDCGAN preset (28x28x1, width 64, batch {args.batch_size}) on "
-          f"{platform.processor() or platform.machine()}, TF {tf.__version__}, Keras {keras.__version__}; median of "
+          f"{provenance.processor()}, TF {tf.__version__}, Keras {keras.__version__}; median of "
           f"{args.repeats} interleaved runs of {args.steps} steps, the first execution untimed")
     print(f"peak = {peak_text} = {peak / 1e9:.0f} GFLOP/s (nominal)\n")
     lines = ["| trainer | steps/s | vs reference | GFLOP/step | GFLOP/s | % of peak |", "|---|---|---|---|---|---|"]

@@ -6,7 +6,7 @@ Written into export manifests (``versions``), ``keras-gen evaluate`` reports and
     >>> from keras_gen import provenance
     >>> provenance.environment()
     {'keras_gen': '0.1.0', 'tensorflow': '2.21.0', 'keras': '3.15.1', 'backend': 'tensorflow',
-     'python': '3.11.2', 'platform': 'Linux-...-x86_64-with-glibc2.36', 'processor': '', 'cpu_count': 2,
+     'python': '3.11.2', 'platform': 'Linux-...-x86_64-with-glibc2.36', 'processor': 'AMD EPYC', 'cpu_count': 2,
      'source': {'commit': '83416c2...', 'dirty': False}}
 """
 
@@ -15,7 +15,7 @@ import os
 import platform
 import subprocess
 
-__all__ = ["versions", "environment", "source_revision"]
+__all__ = ["versions", "environment", "source_revision", "processor"]
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,9 +55,27 @@ def source_revision(root=_PACKAGE_ROOT):
     return {"commit": commit, "dirty": dirty}
 
 
+def processor(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name, e.g. ``"Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"``: what a timing was taken on.
+
+    ``platform.processor()`` is empty on most Linux systems (and only ``"x86_64"`` on others), so the
+    ``model name`` line of ``/proc/cpuinfo`` is read first; where there is none, ``platform.processor()`` or, failing
+    that, ``platform.machine()``.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment():
-    """`versions` plus the Keras backend, Python, platform, processor (often empty on Linux), CPU count and
-    `source_revision` (``source``)."""
+    """`versions` plus the Keras backend, Python, platform, `processor`, CPU count and `source_revision`
+    (``source``)."""
     import keras
 
     source = source_revision()
@@ -66,7 +84,7 @@ def environment():
         "backend": keras.backend.backend(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "processor": platform.processor(),
+        "processor": processor(),
         "cpu_count": os.cpu_count(),
         "source": None if source is None else dict(source),  # a copy: the cached one stays as it was
     }

@@ -1,6 +1,7 @@
 """keras_gen.provenance: versions, machine and the git revision of the checkout keras-gen runs from."""
 
 import os
+import platform
 import subprocess
 
 import keras
@@ -54,9 +55,21 @@ def test_environment_records_versions_machine_and_this_checkout():
                                      "keras": keras.__version__}
     assert {k: environment[k] for k in ("keras_gen", "tensorflow", "keras")} == provenance.versions()
     assert environment["backend"] == keras.backend.backend() and environment["cpu_count"] == os.cpu_count()
+    assert environment["processor"] == provenance.processor()
     if os.path.exists(os.path.join(ROOT, ".git")):  # a git checkout (a source archive has no revision to give)
         assert environment["source"]["commit"] == _git(ROOT, "rev-parse", "HEAD")
         environment["source"]["commit"] = "edited"  # a report's copy: the next report still names the checkout
         assert provenance.environment()["source"]["commit"] == _git(ROOT, "rev-parse", "HEAD")
     else:
         assert environment["source"] is None
+
+
+def test_processor_is_the_cpuinfo_model_name_or_what_platform_knows(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C "
+                       "CPU @ 2.70GHz\nflags\t\t: fpu\n\nprocessor\t: 1\nmodel name\t: Intel(R) Xeon(R) Platinum\n")
+    assert provenance.processor(str(cpuinfo)) == "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t:\nHardware\t: BCM2835\n")  # no name (some ARM boards)
+    assert provenance.processor(str(cpuinfo)) == (platform.processor() or platform.machine())
+    assert provenance.processor(str(tmp_path / "missing")) == (platform.processor() or platform.machine())
+    assert provenance.processor(str(tmp_path / "missing"))  # never empty: a timing names some processor
