@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 
@@ -324,6 +323,17 @@ def source_revisions(invocations):
     return list(dict.fromkeys(revisions))
 
 
+def processors(invocations):
+    """The processors (with their core counts) the invocations ran on, in order, so that pooled wall times from
+    different machines are not compared as if from one; invocations that did not record it are left out."""
+    machines = []
+    for invocation in invocations:
+        environment = invocation.get("environment") or {}
+        if environment.get("processor"):
+            machines.append(f"{environment['processor']} x{environment.get('cpu_count')}")
+    return list(dict.fromkeys(machines))
+
+
 def _summary_keys(dataset):
     """The run scores a table row averages over seeds."""
     return ("modes", "kl", "channel_kl_sum") if dataset == "stacked_mnist" else ("modes", "high_quality", "reverse_kl")
@@ -530,7 +540,11 @@ def main(argv=None):
         revisions = source_revisions(invocations)
         if len(revisions) > 1:
             print(f"Note: the pooled runs come from {len(revisions)} revisions of keras-gen ({', '.join(revisions)}).")
-    print(f"Command: {command}\nWall time: {wall:.0f} s ({os.cpu_count()} CPU cores, {platform.machine()})")
+        machines = processors(invocations)
+        if len(machines) > 1:
+            print(f"Note: the pooled runs were timed on {len(machines)} processors ({'; '.join(machines)}); their "
+                  "seconds per run are not one machine's.")
+    print(f"Command: {command}\nWall time: {wall:.0f} s ({os.cpu_count()} CPU cores, {provenance.processor()})")
     report = {
         "command": command,
         "wall_seconds": round(wall, 1),

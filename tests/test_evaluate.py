@@ -548,7 +548,7 @@ def test_benchmark_scores_the_average_on_recomputed_statistics_and_puts_training
 def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path, capsys):
     """Runs made side by side (one seed per process) pool into one row: the mean over both seeds, each run kept;
     a seed given twice, or runs of another length, are refused with a message naming the file; runs of different
-    keras-gen revisions pool with a note naming them."""
+    keras-gen revisions, or timed on different processors, pool with a note naming them."""
     from keras_gen import provenance
 
     bench = _benchmark("mode_collapse")
@@ -566,13 +566,17 @@ def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path, capsys):
     assert pooled["std"]["high_quality"] == pytest.approx(abs(runs[0]["high_quality"] - runs[1]["high_quality"]) / 2)
     assert len(both["invocations"]) == 2 and "| ring2d |" in both["table"] and "| 2 |" in both["table"]
     assert [i["environment"]["source"] for i in both["invocations"]] == [provenance.source_revision()] * 2
-    assert "revisions of keras-gen" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "revisions of keras-gen" not in out and "processors" not in out
     other = json.loads((tmp_path / "seed1.json").read_text())
     other["invocations"][0]["environment"]["source"] = {"commit": "0123456789abcdef", "dirty": True}
+    other["invocations"][0]["environment"].update(processor="Another CPU", cpu_count=64)
     (tmp_path / "other.json").write_text(json.dumps(other))
     bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "other.json"), "--out",
                 str(tmp_path / "other_both.json")])
-    assert "0123456+dirty" in capsys.readouterr().out.split("come from 2 revisions of keras-gen")[1]
+    out = capsys.readouterr().out
+    assert "0123456+dirty" in out.split("come from 2 revisions of keras-gen")[1]
+    assert f"{provenance.processor()} x{os.cpu_count()}; Another CPU x64" in out.split("timed on 2 processors")[1]
     with pytest.raises(SystemExit, match="seed 0 is already"):
         bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "seed0.json"), "--out",
                     str(tmp_path / "twice.json")])
