@@ -162,7 +162,7 @@ PRESETS = {
         "DCGAN on stacked MNIST with R1 (gamma 10, Mescheder et al. 2018) on the discriminator and Adam(4e-4, 0.5), "
         "30 epochs: of 19 variants (losses, packing, width, schedules, EMA, R1) swept on a GPU with "
         "benchmarks/stacked_mnist_sweep.py, R1 was the change that drew the three channels' digits evenly "
-        "(KL 0.051 +- 0.004 after 30 epochs with keras-gen over seven runs of seeds 0-5, against 0.184 without R1).",
+        "(KL 0.051 +- 0.003 after 30 epochs with keras-gen over eight runs of seeds 0-6, against 0.184 without R1).",
         model={"r1_weight": 10.0},
         optimizers={"d_optimizer": _adam(4e-4, 0.5), "g_optimizer": _adam(4e-4, 0.5)},
         dataset="stacked_mnist",
@@ -171,8 +171,8 @@ PRESETS = {
     "r1-ema-stacked-mnist": _dcgan_preset(
         "r1-stacked-mnist whose generator samples, saves and exports the moving average of its weights "
         "(Adam use_ema, momentum 0.999: about the last 1,000 of its 781 steps per epoch; Yazici et al. 2019). "
-        "With keras-gen after 30 epochs: KL 0.049 +- 0.002 over seeds 0-5 (0.051, 0.045, 0.048, 0.051, 0.047, 0.050), "
-        "where the live weights score 0.049, 0.050, 0.055, 0.045, 0.052, 0.056 (the average leads at 22 of 24 "
+        "With keras-gen after 30 epochs: KL 0.049 +- 0.002 over seeds 0-6 (0.051, 0.045, 0.048, 0.051, 0.047, 0.050, "
+        "0.049), where the live weights score 0.049, 0.050, 0.055, 0.045, 0.052, 0.056, 0.053 (the average leads at 26 of 28 "
         "evaluations from epoch 15 on, lags before).",
         model={"r1_weight": 10.0},
         optimizers={
