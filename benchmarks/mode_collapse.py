@@ -312,26 +312,32 @@ def combine(paths):
     return results, invocations
 
 
+def _distinct(invocations, describe):
+    """``describe(environment)`` of each invocation, in order and without repeats; an invocation whose report has
+    no environment, or where ``describe`` gives nothing, is left out."""
+    described = (describe(invocation.get("environment") or {}) for invocation in invocations)
+    return list(dict.fromkeys(text for text in described if text))
+
+
 def source_revisions(invocations):
     """The keras-gen revisions (short commit, ``+dirty`` for uncommitted changes) the invocations ran, in order;
     invocations from before the reports recorded it, or from a checkout without git, are left out."""
-    revisions = []
-    for invocation in invocations:
-        source = (invocation.get("environment") or {}).get("source")
-        if source:
-            revisions.append(source["commit"][:7] + ("+dirty" if source["dirty"] else ""))
-    return list(dict.fromkeys(revisions))
+    def revision(environment):
+        source = environment.get("source")
+        return source and source["commit"][:7] + ("+dirty" if source["dirty"] else "")
+
+    return _distinct(invocations, revision)
 
 
 def processors(invocations):
     """The processors (with their core counts) the invocations ran on, in order, so that pooled wall times from
     different machines are not compared as if from one; invocations that did not record it are left out."""
-    machines = []
-    for invocation in invocations:
-        environment = invocation.get("environment") or {}
-        if environment.get("processor"):
-            machines.append(f"{environment['processor']} x{environment.get('cpu_count')}")
-    return list(dict.fromkeys(machines))
+    return _distinct(invocations, lambda e: e.get("processor") and f"{e['processor']} x{e.get('cpu_count')}")
+
+
+def curve_key(dataset):
+    """The score a training curve follows: KL to uniform on stacked MNIST, reverse KL on the 2-D mixtures."""
+    return "kl" if dataset == "stacked_mnist" else "reverse_kl"
 
 
 def _summary_keys(dataset):
@@ -440,7 +446,7 @@ def _curve_table(results):
     if not runs:
         return []
     epochs = sorted({point["epoch"] for _, run in runs for point in run["curve"]})
-    key = {name: "kl" if r["dataset"] == "stacked_mnist" else "reverse_kl" for name, r in results.items()}
+    key = {name: curve_key(r["dataset"]) for name, r in results.items()}
     lines = [
         "### Scored during training (KL to uniform; reverse KL on the 2-D mixtures; --curve-every; in brackets, "
         "the generator's weight average when its optimizer keeps one, then that average with batch-norm statistics "

@@ -1,6 +1,5 @@
 """The README's Python example runs verbatim, and its quoted training curves are the published JSON."""
 
-import importlib.util
 import json
 import pathlib
 import re
@@ -24,10 +23,9 @@ def test_readme_python_example_runs_verbatim(tmp_path, monkeypatch):
 def test_readme_curve_rows_are_the_published_json():
     """Every training curve in benchmarks/published/ appears in the README cell for cell, and every published file
     is listed in that folder's README with the command and environment that made it."""
-    root = README.parent
-    spec = importlib.util.spec_from_file_location("mode_collapse", root / "benchmarks" / "mode_collapse.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from tests.test_evaluate import _benchmark
+
+    root, bench = README.parent, _benchmark("mode_collapse")
     readme, listing = README.read_text(), (root / "benchmarks" / "published" / "README.md").read_text()
     published = sorted((root / "benchmarks" / "published").glob("*.json"))
     assert published, "benchmarks/published/ holds no JSON"
@@ -36,7 +34,7 @@ def test_readme_curve_rows_are_the_published_json():
         assert f"`{path.name}`" in listing and report["command"] in listing, path.name
         assert re.fullmatch(r"[0-9a-f]{40}", report["environment"]["source"]["commit"]), path.name
         for name, result in report["results"].items():
-            key = "kl" if result["dataset"] == "stacked_mnist" else "reverse_kl"
+            key = bench.curve_key(result["dataset"])
             for run in result["runs"]:
                 row = re.search(rf"^\| {re.escape(name)}, seed {run['seed']} \|(.*)\|$", readme, flags=re.M)
                 assert row, f"{path.name}: no README row for {name}, seed {run['seed']}"
