@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_gen import losses as losses_lib
 from keras_gen import rng
-from keras_gen.models.base import GenerativeModel, num_replicas, uses_float16
+from keras_gen.models.base import GenerativeModel, apply_gradients, num_replicas, uses_float16
 from keras_gen.networks.layers import Pack
 
 __all__ = ["GAN"]
@@ -429,10 +429,6 @@ class GAN(GenerativeModel):
     def _inputs(self, x, labels):
         return x if labels is None else [x, labels]
 
-    def _apply(self, optimizer, loss, tape, variables):
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-
     @staticmethod
     def _loss_scale(optimizer):
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
@@ -464,7 +460,7 @@ class GAN(GenerativeModel):
             scaled = total / num_replicas()
             if isinstance(self.d_optimizer, keras.optimizers.LossScaleOptimizer):
                 scaled = self.d_optimizer.scale_loss(scaled)
-        self._apply(self.d_optimizer, scaled, tape, self.discriminator.trainable_variables)
+        apply_gradients(self.d_optimizer, scaled, tape, self.discriminator.trainable_variables)
         if self.clip_value is not None:
             for variable in self.discriminator.trainable_variables:
                 variable.assign(ops.clip(variable, -self.clip_value, self.clip_value))
@@ -494,7 +490,7 @@ class GAN(GenerativeModel):
             scaled = g_loss / num_replicas()
             if isinstance(self.g_optimizer, keras.optimizers.LossScaleOptimizer):
                 scaled = self.g_optimizer.scale_loss(scaled)
-        self._apply(self.g_optimizer, scaled, tape, self.generator.trainable_variables)
+        apply_gradients(self.g_optimizer, scaled, tape, self.generator.trainable_variables)
         return g_loss
 
     def _check_compiled(self):

@@ -7,7 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_gen import rng
-from keras_gen.models.base import GenerativeModel, check_count, num_replicas, uses_float16
+from keras_gen.models.base import GenerativeModel, apply_gradients, check_count, num_replicas, uses_float16
 from keras_gen.networks.pixel_cnn import GatedActivation, MaskedConv2D
 
 __all__ = ["PixelCNN"]
@@ -255,9 +255,7 @@ class PixelCNN(GenerativeModel):
             nll = self.nll_of_levels(levels, labels, training=True)  # (B,)
             loss = ops.mean(nll) / float(self.image_size[0] * self.image_size[1])
             scaled = scale_for(self.optimizer, loss)
-        variables = self.network.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        apply_gradients(self.optimizer, scaled, tape, self.network.trainable_variables)
         return loss, nll
 
     def train_step(self, data):

@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_gen import losses as losses_lib
 from keras_gen import rng
-from keras_gen.models.base import GenerativeModel, num_replicas, uses_float16
+from keras_gen.models.base import GenerativeModel, apply_gradients, num_replicas, uses_float16
 
 __all__ = ["VAE", "LIKELIHOODS"]
 
@@ -299,9 +299,7 @@ class VAE(GenerativeModel):
             scaled = loss / num_replicas()  # the optimizer sums the replicas' gradients
             if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
                 scaled = self.optimizer.scale_loss(scaled)
-        variables = self.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        apply_gradients(self.optimizer, scaled, tape, self.trainable_variables)
         return {m.name: m.result() for m in self.metrics}
 
     def _check_compiled(self):

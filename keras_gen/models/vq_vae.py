@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_gen import losses as losses_lib
 from keras_gen import rng
-from keras_gen.models.base import GenerativeModel, check_count
+from keras_gen.models.base import GenerativeModel, apply_gradients, check_count
 from keras_gen.models.pixel_cnn import (
     PixelCNN,
     check_loss_scale,
@@ -296,9 +296,7 @@ class VQVAE(GenerativeModel):
         with tf.GradientTape() as tape:
             logs, z_e, indices = self._vq_losses(images, training=True)
             scaled = scale_for(self.vq_optimizer, logs["loss"])
-        variables = self._vq_variables()
-        grads = tape.gradient(scaled, variables)
-        self.vq_optimizer.apply_gradients(zip(grads, variables))
+        apply_gradients(self.vq_optimizer, scaled, tape, self._vq_variables())
         if self.dead_code_steps:
             self.quantizer.restart_dead_codes(z_e, indices, self.dead_code_steps, self.seed_generator)
         return logs, indices
@@ -313,9 +311,7 @@ class VQVAE(GenerativeModel):
             nll = self.prior.nll_of_levels(codes, labels, training=True)  # (B,)
             loss = ops.mean(nll) / float(self.code_shape[0] * self.code_shape[1])
             scaled = scale_for(self.prior_optimizer, loss)
-        variables = self.prior.network.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.prior_optimizer.apply_gradients(zip(grads, variables))
+        apply_gradients(self.prior_optimizer, scaled, tape, self.prior.network.trainable_variables)
         return loss
 
     def _codes(self, images):
