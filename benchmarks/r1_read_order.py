@@ -10,8 +10,8 @@ read-before-write order kept that read ahead of the update, and on TF 2.21 / CPU
 traces do is a draw made when the step is traced (a fresh model and tf.function each time), so each variant
 traces the preset's discriminator update ``--traces`` times from the same weights, seed state and real batch,
 and compares the R1 it logs with R1 computed eagerly on those weights. The draw depends on what else the process
-has traced: run one order after the other, 3 of 40 unordered traces lost the order here; interleaved with the
-ordered ones, none of 50 did. So the count is an example of the hazard, not its rate.
+has traced: of the unordered traces, 3 of 40 lost the order here when run alone, 1 of 50 after 50 ordered ones
+(this script), none of 50 interleaved with them. So the count shows the hazard, not its rate.
 
 Writes JSON to benchmarks/results/r1_read_order.json.
 """
@@ -129,8 +129,9 @@ def main(argv=None):
     print(table)
     print(f"\n({wall:.0f} s)")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    command = " ".join(["python benchmarks/r1_read_order.py", *(sys.argv[1:] if argv is None else argv)])
     with open(args.out, "w") as f:
-        json.dump({"command": "python benchmarks/r1_read_order.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        json.dump({"command": command,
                    "wall_seconds": round(wall, 1), "environment": provenance.environment(), "rows": rows,
                    "table": table}, f, indent=2)
         f.write("\n")

@@ -417,3 +417,20 @@ def test_penalties_warn_about_keras_own_normalization_layers():
         GAN(g, nets.dcgan_discriminator(image_shape=(16, 16, 1), width=4, normalization="layer"),
             loss="wasserstein", gradient_penalty_weight=10.0)
     assert sum(isinstance(layer, nets.BatchNormalization) for layer in ours.layers) == 1  # 16 -> 8 -> 4
+
+
+def test_r1_read_order_benchmark_checks_its_arguments_and_restores_the_update(capsys):
+    from keras_gen.models import base
+    from keras_gen.models import gan as gan_module
+    from tests.test_evaluate import _benchmark
+
+    bench = _benchmark("r1_read_order")
+    for argv, message in ((["--presets", "nope"], "Unknown preset 'nope'"),
+                          (["--presets", "dcgan"], "has no R1 penalty"),
+                          (["--traces", "0"], "--traces must be >= 1, got 0")):
+        with pytest.raises(SystemExit):
+            bench.parse_args(argv)
+        assert message in capsys.readouterr().err
+    with bench._order(bench.ORDERS[1]):
+        assert gan_module.apply_gradients is bench._unordered
+    assert gan_module.apply_gradients is base.apply_gradients
