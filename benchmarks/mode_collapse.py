@@ -16,6 +16,8 @@ seed of each preset goes next to the JSON.
     python benchmarks/mode_collapse.py --stacked --seeds 1 # + stacked MNIST (~20 min more on 2 idle CPU cores)
     python benchmarks/mode_collapse.py --presets grid2d --seeds 3 --merge   # add rows to an existing --out
     python benchmarks/mode_collapse.py --combine a.json b.json --out ab.json # pool seeds run side by side
+    python benchmarks/mode_collapse.py --presets r1-ema-stacked-mnist --seeds 1 --first-seed 7 \
+        --backup benchmarks/results/backup      # hours: rerun the same command after a stop to resume
 
 Cost measured on 2 CPU cores: about 50 s per run of ring2d / pacgan-ring2d, 300 s of grid2d (150 epochs; R1
 makes it slower), 100 s of pacgan-grid2d, so the full 10-seed table takes about 80 minutes; ``--merge`` builds it
@@ -98,6 +100,13 @@ def parse_args(argv=None):
         help="also score every K epochs during training and keep the curve in the JSON (the presets' learning rates "
         "depend on the step, not on the number of epochs, so epoch N of a longer run is exactly an N-epoch run: one "
         "long run shows where more epochs stop helping)",
+    )
+    parser.add_argument(
+        "--backup", metavar="DIR",
+        help="keep a backup of each run in DIR/PRESET_seedS at every epoch's end and resume from it: rerun the same "
+        "command after a stop. A resumed run shuffles its later epochs afresh, so it trains the same recipe along "
+        "another path than an unstopped one; the JSON lists the epochs it resumed at (resumed_at). The backups "
+        "stay (rerunning a finished run only scores it again): delete DIR to train anew",
     )
     parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
     parser.add_argument(
@@ -186,22 +195,62 @@ def _shown(scores):
     return ", ".join(f"{k}={scores[k]:.4g}" if scores[k] is not None else f"{k}=n/a" for k in keys)
 
 
-def _curve_callback(every, dataset, n, seed, label):
-    """A callback whose ``curve`` gets ``{"epoch", "seconds", scores...}`` every ``every`` epochs (and
-    ``"averaged": {scores...}`` of the optimizers' weight averages when the model keeps them, ``use_ema``, and
-    ``"standing": {scores...}`` of the average with batch-norm statistics recomputed for it); ``scoring`` is the
-    time spent scoring (not training)."""
+def _curve_callback(every, dataset, n, seed, label, state=None):
+    """A callback whose ``curve`` gets ``{"epoch", "seconds", scores...}`` every ``every`` epochs (none when
+    ``every`` is None) (and ``"averaged": {scores...}`` of the optimizers' weight averages when the model keeps them,
+    ``use_ema``, and ``"standing": {scores...}`` of the average with batch-norm statistics recomputed for it);
+    ``scoring`` is the time spent scoring, `training_seconds()` the time spent training (``total`` at the end).
+
+    With ``state`` (a JSON path) it writes the curve and the training seconds there at every epoch's end, and a
+    run that `BackupAndRestore` resumes at epoch E takes them back (the points up to E) and records E in
+    ``resumed_at``."""
     import keras
+
+    from keras_gen.images import atomic_write
 
     class ScoreCurve(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.curve, self.start, self.scoring = [], time.perf_counter(), 0.0
+            self.curve, self.start, self.scoring, self.before, self.resumed_at = [], time.perf_counter(), 0.0, 0.0, []
+            self._first_epoch = True
+
+        def training_seconds(self):
+            return self.before + time.perf_counter() - self.start - self.scoring
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self._first_epoch and epoch:  # resumed from a backup of `epoch` finished epochs
+                self._take_back(epoch)
+            self._first_epoch = False
+
+        def on_train_end(self, logs=None):
+            if self._first_epoch:  # no epoch left to train: the backup was of the finished run
+                self._take_back(None)
+            self.total = self.training_seconds()
+
+        def _take_back(self, epoch):
+            if not (state and os.path.isfile(state)):
+                return
+            with open(state) as f:
+                saved = json.load(f)
+            self.curve = [point for point in saved["curve"] if epoch is None or point["epoch"] <= epoch]
+            self.before, self.start, self.scoring = saved["seconds"], time.perf_counter(), 0.0  # restoring took time
+            self.resumed_at = saved["resumed_at"] + ([epoch] if epoch is not None else [])
 
         def on_epoch_end(self, epoch, logs=None):
-            if (epoch + 1) % every:
-                return
+            if every and (epoch + 1) % every == 0:
+                self._score(epoch)
+            if state:
+                record = {"epoch": epoch + 1, "seconds": round(self.training_seconds(), 1), "curve": self.curve,
+                          "resumed_at": self.resumed_at}
+
+                def write(tmp):
+                    with open(tmp, "w") as f:
+                        json.dump(_strict(record), f, allow_nan=False)
+
+                atomic_write(state, write)
+
+        def _score(self, epoch):
             now = time.perf_counter()
-            seconds = now - self.start - self.scoring  # training seconds so far
+            seconds = self.training_seconds()  # training seconds so far
             point = {"epoch": epoch + 1, "seconds": round(seconds, 1),
                      **_curve_scores(score(self.model, dataset, n, seed))}
             shown = _shown(point)
@@ -220,25 +269,36 @@ def _curve_callback(every, dataset, n, seed, label):
     return ScoreCurve()
 
 
-def train_and_score(preset, seed, epochs, n, verbose, curve_every=None):
-    """Trains one preset with one seed; returns (scores dict, samples for the plot)."""
+def train_and_score(preset, seed, epochs, n, verbose, curve_every=None, backup=None):
+    """Trains one preset with one seed; returns (scores dict, samples for the plot).
+
+    With ``backup`` (a folder) the run keeps a backup there at every epoch's end (`keras_gen.callbacks.
+    BackupAndRestore`, plus the curve so far) and resumes from it when one is there."""
     import keras
 
+    from keras_gen import callbacks as cbs
     from keras_gen import data, presets
 
     config = presets.get_config(preset, seed=seed, epochs=epochs)
     keras.utils.set_random_seed(seed)
     dataset = data.load_dataset(config.dataset, split="train", batch_size=config.batch_size, seed=seed)
     model = presets.build_model(config)
-    callbacks = [_curve_callback(curve_every, config.dataset, n, seed, f"{preset} seed {seed}")] if curve_every else []
+    callbacks = []
+    if curve_every or backup:
+        state = os.path.join(backup, "curve.json") if backup else None
+        callbacks.append(_curve_callback(curve_every, config.dataset, n, seed, f"{preset} seed {seed}", state))
+    if backup:  # after the curve: a backup never runs ahead of the curve it resumes with
+        callbacks.append(cbs.BackupAndRestore(backup))
     start = time.perf_counter()
     model.fit(dataset, epochs=config.epochs, verbose=verbose, shuffle=False, callbacks=callbacks)  # tf.data shuffles
-    seconds = time.perf_counter() - start - sum(c.scoring for c in callbacks)
+    seconds = callbacks[0].total if callbacks else time.perf_counter() - start
     run = {"seed": seed, "epochs": config.epochs, "seconds": round(seconds, 1),
            "weights": "averaged" if _keeps_average(model) else "live"}  # fit put use_ema averages in place
     run.update(score(model, config.dataset, n, seed))
     if callbacks and callbacks[0].curve:
         run["curve"] = callbacks[0].curve
+    if callbacks and callbacks[0].resumed_at:
+        run["resumed_at"] = callbacks[0].resumed_at
     samples = model.generate(64 if config.dataset == "stacked_mnist" else 2500, seed=seed)
     return run, samples, config
 
@@ -499,7 +559,8 @@ def main(argv=None):
         n = args.n or (26_000 if dataset == "stacked_mnist" else 2_500)
         runs = []
         for seed in seeds:
-            run, samples, config = train_and_score(name, seed, epochs, n, args.verbose, args.curve_every)
+            backup = os.path.join(args.backup, f"{name}_seed{seed}") if args.backup else None
+            run, samples, config = train_and_score(name, seed, epochs, n, args.verbose, args.curve_every, backup)
             runs.append(run)
             scores = ", ".join(f"{k}={run[k]}" for k in ("modes", "high_quality", "reverse_kl", "kl") if k in run)
             print(f"{name} seed {seed}: {scores} ({run['seconds']:.0f} s training)", flush=True)

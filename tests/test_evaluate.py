@@ -487,6 +487,36 @@ def test_benchmark_curve_scores_epoch_n_as_an_n_epoch_run_would(tmp_path):
     assert "curve" not in short
 
 
+def test_benchmark_resumes_a_run_from_its_backup(tmp_path):
+    """`--backup`: rerunning a finished run restores it and only scores it again (the same numbers, its curve and
+    training seconds taken back); a run given more epochs resumes where its backup ends, keeps the curve up to there
+    (not a point the stopped process wrote past its last backup) and records where it resumed."""
+    bench = _benchmark("mode_collapse")
+    common = ["--presets", "ring2d", "--seeds", "1", "--curve-every", "4", "--backup", str(tmp_path / "backup"),
+              "--plots", str(tmp_path)]
+
+    def run(name, epochs):
+        bench.main(common + ["--epochs", str(epochs), "--out", str(tmp_path / name)])
+        with open(tmp_path / name) as f:
+            return json.load(f)["results"]["ring2d"]["runs"][0]
+
+    first = run("first.json", 8)
+    assert [point["epoch"] for point in first["curve"]] == [4, 8] and "resumed_at" not in first
+    again = run("again.json", 8)
+    for key in ("modes", "high_quality", "reverse_kl", "curve"):
+        assert again[key] == first[key], key
+    assert again["seconds"] == pytest.approx(first["seconds"], abs=0.5)  # not the seconds of a second training
+    state = tmp_path / "backup" / "ring2d_seed0" / "curve.json"
+    saved = json.loads(state.read_text())
+    assert saved["epoch"] == 8
+    saved["curve"].append({**saved["curve"][-1], "epoch": 12})  # written by a process stopped before its backup
+    state.write_text(json.dumps(saved))
+    longer = run("longer.json", 12)
+    assert [point["epoch"] for point in longer["curve"]] == [4, 8, 12] and longer["curve"][:2] == first["curve"]
+    assert longer["resumed_at"] == [8] and longer["seconds"] > first["seconds"]
+    assert longer["curve"][2]["seconds"] > first["curve"][1]["seconds"]
+
+
 def test_benchmark_curve_also_scores_the_generator_weight_average(tmp_path, monkeypatch):
     """With a ``use_ema`` generator optimizer the curve scores the live weights and, in brackets, the average; the
     last epoch's average is what fit leaves in place, so it scores exactly as the finished run."""
