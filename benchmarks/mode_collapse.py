@@ -227,10 +227,10 @@ def _curve_callback(every, dataset, n, seed, label, state=None):
             self.total = self.training_seconds()
 
         def _take_back(self, epoch):
-            if not (state and os.path.isfile(state)):
-                return
-            with open(state) as f:
-                saved = json.load(f)
+            saved = {"curve": [], "seconds": 0.0, "resumed_at": []}
+            if state and os.path.isfile(state):
+                with open(state) as f:
+                    saved = json.load(f)
             self.curve = [point for point in saved["curve"] if epoch is None or point["epoch"] <= epoch]
             self.before, self.start, self.scoring = saved["seconds"], time.perf_counter(), 0.0  # restoring took time
             self.resumed_at = saved["resumed_at"] + ([epoch] if epoch is not None else [])
