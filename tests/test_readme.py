@@ -21,8 +21,9 @@ def test_readme_python_example_runs_verbatim(tmp_path, monkeypatch):
 
 
 def test_readme_curve_rows_are_the_published_json():
-    """Every training curve in benchmarks/published/ appears in the README cell for cell, and every published file
-    is listed in that folder's README with the command and environment that made it."""
+    """Every training curve in benchmarks/published/ appears in the README cell for cell (and the r1_read_order
+    counts in its benchmarks-table row), and every published file is listed in that folder's README with the
+    command and environment that made it."""
     from tests.test_evaluate import _benchmark
 
     root, bench = README.parent, _benchmark("mode_collapse")
@@ -31,9 +32,15 @@ def test_readme_curve_rows_are_the_published_json():
     assert published, "benchmarks/published/ holds no JSON"
     for path in published:
         report = json.loads(path.read_text())
-        assert f"`{path.name}`" in listing and report["command"] in listing, path.name
+        assert f"`{path.name}`" in listing and report["command"].strip() in listing, path.name
         assert re.fullmatch(r"[0-9a-f]{40}", report["environment"]["source"]["commit"]), path.name
-        for name, result in report["results"].items():
+        if path.name == "r1_read_order.json":  # the benchmarks table's row quotes both counts and the error
+            waited, unordered = report["rows"]
+            error = f"{unordered['max_relative_error']:.1e}".replace("e-0", "e-")
+            quoted = (f"{waited['traces_off']} of {waited['traces']} with the wait, {unordered['traces_off']} of "
+                      f"{unordered['traces']} without ({error} of R1 off)")
+            assert re.search(rf"^\| `r1_read_order.py` \|.*{re.escape(quoted)}", readme, flags=re.M), quoted
+        for name, result in report.get("results", {}).items():  # mode_collapse.py reports
             key = bench.curve_key(result["dataset"])
             for run in result["runs"]:
                 row = re.search(rf"^\| {re.escape(name)}, seed {run['seed']} \|(.*)\|$", readme, flags=re.M)
