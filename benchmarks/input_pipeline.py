@@ -13,7 +13,6 @@ Writes JSON to benchmarks/results/input_pipeline.json.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -94,13 +93,10 @@ def main(argv=None):
     table = "\n".join(lines)
     print("\n" + table)
     print(f"\n(load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {wall:.0f} s)")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"command": "python benchmarks/input_pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                   "wall_seconds": round(wall, 1), "load_average": {"before": load_before, "after": os.getloadavg()},
-                   "environment": provenance.environment(),
-                   "batch_size": args.batch_size, "repeats": args.repeats, "rows": rows, "table": table}, f, indent=2)
-        f.write("\n")
+    provenance.write_report(args.out, {
+        "command": provenance.command_line("benchmarks/input_pipeline.py", argv),
+        "wall_seconds": round(wall, 1), "load_average": {"before": load_before, "after": os.getloadavg()},
+        "batch_size": args.batch_size, "repeats": args.repeats, "rows": rows, "table": table})
     print(f"Wrote {args.out}")
     return 0
 

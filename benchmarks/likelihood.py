@@ -28,7 +28,6 @@ Results go to ``benchmarks/results/likelihood.json`` (``--out``) and a Markdown 
 
 import argparse
 import functools
-import json
 import os
 import sys
 import time
@@ -297,9 +296,8 @@ def main(argv=None):
               f"{row['eval_seconds']:.0f} s eval)", file=sys.stderr, flush=True)
     from keras_gen import provenance
 
-    command = "python benchmarks/likelihood.py " + " ".join(sys.argv[1:] if argv is None else argv)
     result = {
-        "command": command.strip(),
+        "command": provenance.command_line("benchmarks/likelihood.py", argv),
         "protocol": protocol(args),
         "settings": {"epochs": args.epochs, "k": args.k, "binarize": args.binarize, "seed": args.seed,
                      "held_out": HELD_OUT},
@@ -307,10 +305,7 @@ def main(argv=None):
         "environment": provenance.environment(),
         "rows": rows,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    provenance.write_report(args.out, result)
     print(protocol(args))
     print()
     print(markdown_table(rows))

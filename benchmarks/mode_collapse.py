@@ -578,7 +578,7 @@ def main(argv=None):
             "seconds_per_run": sum(r["seconds"] for r in runs) / len(runs),
         }
     wall = time.perf_counter() - start
-    command = ("python benchmarks/mode_collapse.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    command = provenance.command_line("benchmarks/mode_collapse.py", argv)
     for r in results.values():
         r.update(command=command, wall_seconds=round(wall, 1))
     invocations = [{"command": command, "wall_seconds": round(wall, 1), "presets": list(results),
@@ -625,10 +625,7 @@ def main(argv=None):
         "calibration": calibrations,
         "table": table,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(_strict(report), f, indent=2, allow_nan=False)
-        f.write("\n")
+    provenance.write_report(args.out, _strict(report), allow_nan=False)
     print(f"Wrote {args.out}")
     return 0
 

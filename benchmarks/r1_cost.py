@@ -14,7 +14,6 @@ Writes JSON to benchmarks/results/r1_cost.json.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -97,16 +96,13 @@ def main(argv=None):
     table = "\n".join(lines)
     print(table)
     print(f"\n(load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {wall:.0f} s)")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"command": "python benchmarks/r1_cost.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                   "wall_seconds": round(wall, 1), "load_average": {"before": load_before, "after": os.getloadavg()},
-                   "environment": provenance.environment(),
-                   "steps": args.steps, "repeats": args.repeats,
-                   "rows": [{"variant": label, "model": rows[label], "steps_per_s": medians[label],
-                             "runs": rates[label]} for label in rows],
-                   "table": table}, f, indent=2)
-        f.write("\n")
+    provenance.write_report(args.out, {
+        "command": provenance.command_line("benchmarks/r1_cost.py", argv),
+        "wall_seconds": round(wall, 1), "load_average": {"before": load_before, "after": os.getloadavg()},
+        "steps": args.steps, "repeats": args.repeats,
+        "rows": [{"variant": label, "model": rows[label], "steps_per_s": medians[label], "runs": rates[label]}
+                 for label in rows],
+        "table": table})
     print(f"Wrote {args.out}")
     return 0
 

@@ -18,7 +18,6 @@ Writes JSON to benchmarks/results/r1_read_order.json.
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -128,13 +127,8 @@ def main(argv=None):
     wall = time.perf_counter() - began
     print(table)
     print(f"\n({wall:.0f} s)")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    command = " ".join(["python benchmarks/r1_read_order.py", *(sys.argv[1:] if argv is None else argv)])
-    with open(args.out, "w") as f:
-        json.dump({"command": command,
-                   "wall_seconds": round(wall, 1), "environment": provenance.environment(), "rows": rows,
-                   "table": table}, f, indent=2)
-        f.write("\n")
+    provenance.write_report(args.out, {"command": provenance.command_line("benchmarks/r1_read_order.py", argv),
+                                       "wall_seconds": round(wall, 1), "rows": rows, "table": table})
     print(f"Wrote {args.out}")
     return 0
 

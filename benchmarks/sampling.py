@@ -20,7 +20,6 @@ Results: a Markdown table on stdout and JSON in ``benchmarks/results/sampling.js
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -170,25 +169,17 @@ def main(argv=None):
     print(f"\nGoal (ONNX Runtime or TFLite >= 3x faster than predict at batch 1): {'met' if best >= 3 else 'NOT met'} "
           f"(best {best:.1f}x). Export with parity checks took {export_seconds:.0f} s.")
 
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(
-            {
-                "command": "python benchmarks/sampling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                "preset": args.preset,
-                "trained": False,
-                "threads": args.threads,
-                "environment": provenance.environment(),
-                "generator_parameters": int(generator.count_params()),
-                "artifact_bytes": sizes,
-                "export_seconds": export_seconds,
-                "rows": rows,
-                "table": table,
-            },
-            f,
-            indent=2,
-        )
-        f.write("\n")
+    provenance.write_report(args.out, {
+        "command": provenance.command_line("benchmarks/sampling.py", argv),
+        "preset": args.preset,
+        "trained": False,
+        "threads": args.threads,
+        "generator_parameters": int(generator.count_params()),
+        "artifact_bytes": sizes,
+        "export_seconds": export_seconds,
+        "rows": rows,
+        "table": table,
+    })
     print(f"Wrote {args.out}")
     return 0
 

@@ -26,7 +26,6 @@ Results: a Markdown table on stdout and JSON in ``benchmarks/results/serving.jso
 """
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -277,22 +276,18 @@ def main(argv=None):
               f"{'met' if goal['met'] else 'NOT met'}"
               + (f"; the fixed-answer server reaches {goal['ceiling_ratio']:.2f}x" if "ceiling_ratio" in goal else ""))
 
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({
-            "command": "python benchmarks/serving.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "model": "dcgan preset (28x28x1, latent 100, width 64), untrained",
-            "request": "generate_uint8, one latent per request, gRPC over loopback",
-            "batching": {"max_batch_size": args.max_batch_size, "batch_timeout_micros": args.batch_timeout_micros,
-                         "num_batch_threads": args.num_batch_threads},
-            "tensorflow_intra_op_parallelism": args.intra_op_threads,
-            "onnx_threads": args.onnx_threads,
-            "load_average": {"before": load_before, "after": os.getloadavg()},
-            "seconds_per_row": args.seconds,
-            "environment": provenance.environment(),
-            "rows": rows, "goals": goals, "table": table,
-        }, f, indent=2)
-        f.write("\n")
+    provenance.write_report(args.out, {
+        "command": provenance.command_line("benchmarks/serving.py", argv),
+        "model": "dcgan preset (28x28x1, latent 100, width 64), untrained",
+        "request": "generate_uint8, one latent per request, gRPC over loopback",
+        "batching": {"max_batch_size": args.max_batch_size, "batch_timeout_micros": args.batch_timeout_micros,
+                     "num_batch_threads": args.num_batch_threads},
+        "tensorflow_intra_op_parallelism": args.intra_op_threads,
+        "onnx_threads": args.onnx_threads,
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "seconds_per_row": args.seconds,
+        "rows": rows, "goals": goals, "table": table,
+    })
     print(f"\nWrote {args.out}", file=sys.stderr)
     return 0
 

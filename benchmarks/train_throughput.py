@@ -27,16 +27,13 @@ Writes JSON to benchmarks/results/train_throughput.json.
 """
 
 import argparse
-import json
 import os
 import statistics
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_gen import data, presets, provenance  # noqa: E402
@@ -263,14 +260,12 @@ def main():
     wall = time.perf_counter() - began
     print(f"\n(load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {wall:.0f} s)")
 
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
-                   "wall_seconds": round(wall, 1), "load_average": {"before": load_before, "after": os.getloadavg()},
-                   "environment": provenance.environment(),
-                   "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
-                   "precision_repeats": args.precision_repeats, "peak_flops": peak, "peak": peak_text, "ab": rows,
-                   "precision": precision, "table": "\n".join(lines)}, f, indent=2)
+    provenance.write_report(args.out, {
+        "command": provenance.command_line("benchmarks/train_throughput.py"),
+        "wall_seconds": round(wall, 1), "load_average": {"before": load_before, "after": os.getloadavg()},
+        "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
+        "precision_repeats": args.precision_repeats, "peak_flops": peak, "peak": peak_text, "ab": rows,
+        "precision": precision, "table": "\n".join(lines)})
     print(f"\nWrote {args.out}")
 
 

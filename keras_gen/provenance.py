@@ -1,7 +1,7 @@
 """What produced a result: library versions, the machine, and the keras-gen source revision.
 
 Written into export manifests (``versions``), ``keras-gen evaluate`` reports and the benchmarks' JSON
-(``environment``), so that two numbers can be told apart by more than their dates::
+(``environment``, via `write_report`), so that two numbers can be told apart by more than their dates::
 
     >>> from keras_gen import provenance
     >>> provenance.environment()
@@ -11,11 +11,13 @@ Written into export manifests (``versions``), ``keras-gen evaluate`` reports and
 """
 
 import functools
+import json
 import os
 import platform
 import subprocess
+import sys
 
-__all__ = ["versions", "environment", "source_revision", "processor"]
+__all__ = ["versions", "environment", "source_revision", "processor", "command_line", "write_report"]
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,3 +90,28 @@ def environment():
         "cpu_count": os.cpu_count(),
         "source": None if source is None else dict(source),  # a copy: the cached one stays as it was
     }
+
+
+def command_line(script, argv=None):
+    """``python SCRIPT ARG ...``: how to run ``script`` again with ``argv`` (default ``sys.argv[1:]``), the form a
+    benchmark report and the README quote it in."""
+    return " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_report(path, report, allow_nan=True):
+    """Writes ``report`` to ``path`` as indented JSON, with the `environment` it was made in where it names none.
+
+    The file is written under a temporary name and renamed, so an interrupted write leaves the previous report
+    whole: ``mode_collapse.py --merge`` reads it back. ``allow_nan=False`` refuses NaN and infinities, which
+    strict JSON readers reject. Returns ``path``.
+    """
+    from keras_gen.images import atomic_write
+
+    report = report if "environment" in report else {**report, "environment": environment()}
+    text = json.dumps(report, indent=2, allow_nan=allow_nan) + "\n"  # refused before anything is written
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    return atomic_write(path, write)

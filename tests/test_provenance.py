@@ -1,8 +1,10 @@
 """keras_gen.provenance: versions, machine and the git revision of the checkout keras-gen runs from."""
 
+import json
 import os
 import platform
 import subprocess
+import sys
 
 import keras
 import pytest
@@ -73,3 +75,30 @@ def test_processor_is_the_cpuinfo_model_name_or_what_platform_knows(tmp_path):
     assert provenance.processor(str(cpuinfo)) == (platform.processor() or platform.machine())
     assert provenance.processor(str(tmp_path / "missing")) == (platform.processor() or platform.machine())
     assert provenance.processor(str(tmp_path / "missing"))  # never empty: a timing names some processor
+
+
+def test_command_line_is_what_to_type_to_run_the_script_again(monkeypatch):
+    assert provenance.command_line("benchmarks/x.py", ["--seeds", "3"]) == "python benchmarks/x.py --seeds 3"
+    assert provenance.command_line("benchmarks/x.py", []) == "python benchmarks/x.py"  # no trailing blank
+    monkeypatch.setattr(sys, "argv", ["benchmarks/x.py", "--out", "a b.json"])
+    assert provenance.command_line("benchmarks/x.py") == "python benchmarks/x.py --out a b.json"
+
+
+def test_write_report_records_the_environment_and_never_leaves_a_half_written_file(tmp_path):
+    path = tmp_path / "results" / "report.json"  # a folder that does not exist yet
+    assert provenance.write_report(str(path), {"rows": [1.5]}) == str(path)
+    first = path.read_text()
+    assert first.endswith("}\n")
+    assert json.loads(first) == {"rows": [1.5], "environment": provenance.environment()}
+    given = {"rows": [2], "environment": {"processor": "elsewhere"}}  # one taken when the run began stays
+    provenance.write_report(str(path), given)
+    assert json.loads(path.read_text()) == given
+    second = path.read_text()
+    with pytest.raises(ValueError, match="JSON compliant"):  # NaN refused before the old report is touched
+        provenance.write_report(str(path), {"rows": [float("nan")]}, allow_nan=False)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        provenance.write_report(str(path), {"rows": [object()]})
+    assert path.read_text() == second
+    assert os.listdir(path.parent) == ["report.json"]  # and no temporary file
+    provenance.write_report(str(path), {"rows": [float("inf")]})  # allowed unless refused
+    assert json.loads(path.read_text())["rows"] == [float("inf")]
