@@ -1,0 +1,148 @@
+"""Which digits a trained stacked-MNIST generator draws too often or too rarely, and how much of its KL that is.
+
+    python benchmarks/stacked_digits.py --backup benchmarks/results/backup/r1-ema-stacked-mnist_seed7
+    python benchmarks/stacked_digits.py --weights run.weights.h5 --preset r1-stacked-mnist --n 5000
+
+Scores a generator the way `mode_collapse.py` does (the domain classifier's digit for each channel of ``--n``
+samples, KL of the digit triples to uniform over 1,000; the same samples for the same seed, so the same KL) and
+splits that KL into the summed KLs of the three channels' digit histograms and the rest: the channels' dependence
+plus what a finite sample scores by chance (the training data's rest, ~0.019 at 26,000 samples). For each digit it
+shows the share of the classifier's votes (argmax), the mean probability the classifier gives it (a share that does
+not depend on where the argmax boundary falls) and the share of samples read with confidence below 0.9, beside the
+same numbers for the training data: a digit the generator draws rarely is rare in both shares; strokes the
+classifier reads as another digit move the votes more than the probabilities.
+
+The weights come from a `mode_collapse.py --backup` folder (``PRESET_seedS``: the preset and seed are read from
+its name; the backup of a finished run holds its last epoch) or a ``.weights.h5`` file of the preset's model.
+A generator that keeps a weight average (``use_ema``) is scored with it, as `fit` leaves it, and with its live
+weights. Writes JSON to benchmarks/results/stacked_digits.json.
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run from a checkout without installing
+
+from keras_gen import data, presets, provenance  # noqa: E402
+from keras_gen.metrics.coverage import stacked_mnist_modes  # noqa: E402
+
+CONFIDENT = 0.9
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--backup", metavar="DIR", help="a mode_collapse.py --backup run folder (PRESET_seedS)")
+    source.add_argument("--weights", help="a .weights.h5 file of --preset's model")
+    parser.add_argument("--preset", help="the stacked-MNIST preset (default: read from the --backup folder's name)")
+    parser.add_argument("--seed", type=int, help="sampling seed (default: the --backup run's seed, else 0)")
+    parser.add_argument("--classifier", help="a domain classifier .keras file (default: the cached MNIST one)")
+    parser.add_argument("--n", type=int, default=26_000, help="generated samples (default 26,000, as PacGAN)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "stacked_digits.json"))
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error(f"--n must be >= 1, got {args.n}.")
+    if args.backup:
+        match = re.fullmatch(r"(.+)_seed(\d+)", os.path.basename(os.path.normpath(args.backup)))
+        if match is None and args.preset is None:
+            parser.error(f"--backup {args.backup!r} is not named PRESET_seedS; name the preset with --preset.")
+        args.weights = os.path.join(args.backup, "latest.weights.h5")
+        args.preset = args.preset or match.group(1)
+        if args.seed is None and match is not None:
+            args.seed = int(match.group(2))
+    if args.preset is None:
+        parser.error("--weights needs --preset.")
+    if args.preset not in presets.PRESETS:
+        parser.error(f"Unknown preset {args.preset!r}.")
+    if presets.PRESETS[args.preset]["dataset"] != "stacked_mnist":
+        parser.error(f"{args.preset!r} trains on {presets.PRESETS[args.preset]['dataset']}, not stacked_mnist.")
+    if not os.path.isfile(args.weights):
+        parser.error(f"No weights at {args.weights!r}.")
+    if args.classifier and not os.path.isfile(args.classifier):  # domain_classifier would train one there
+        parser.error(f"No classifier at {args.classifier!r}.")
+    args.seed = 0 if args.seed is None else args.seed
+    return args
+
+
+def digit_shares(images, classifier):
+    """Scores ``(N, 28, 28, 3)`` images: the triples' KL and its split, and per digit (over all three channels)
+    the share of argmax votes, the mean probability and the share of votes read with confidence below 0.9."""
+    channels = [classifier.probabilities(np.asarray(images)[..., c : c + 1]) for c in range(3)]  # 3 x (N, 10)
+    digits = np.stack([p.argmax(axis=1) for p in channels], axis=1)  # (N, 3)
+    modes = stacked_mnist_modes(digits)
+    probabilities = np.concatenate(channels)  # (3 N, 10)
+    votes = probabilities.argmax(axis=1)
+    unsure = probabilities.max(axis=1) < CONFIDENT
+    return {
+        "num_samples": len(digits),
+        "modes": modes["modes"],
+        "kl": modes["kl"],
+        "channel_kl_sum": sum(modes["channel_kl"]),
+        # the sample's multi-information: >= 0 (uniform over triples is the product of uniform channels), so
+        # below 0 only by rounding
+        "rest": max(modes["kl"] - sum(modes["channel_kl"]), 0.0),
+        "votes": (np.bincount(votes, minlength=10) / len(votes)).tolist(),
+        "probability": probabilities.mean(axis=0).tolist(),
+        "unsure": [float(unsure[votes == d].mean()) if np.any(votes == d) else None for d in range(10)],
+    }
+
+
+def format_table(rows):
+    """Markdown: one row per sampler and share, digits as columns, then the KL split."""
+    head = "| images | share | " + " | ".join(str(d) for d in range(10)) + " | KL | channel KLs | rest |"
+    lines = [head, "|---|---|" + "---:|" * 13]
+    for label, scores in rows.items():
+        for key, name in (("votes", "votes %"), ("probability", "mean probability %"),
+                          ("unsure", f"confidence < {CONFIDENT} %")):
+            cells = " | ".join("" if v is None else f"{100 * v:.1f}" for v in scores[key])
+            split = (f"{scores['kl']:.3f} | {scores['channel_kl_sum']:.3f} | {scores['rest']:.3f}"
+                     if key == "votes" else "| |")
+            lines.append(f"| {label} | {name} | {cells} | {split} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from keras_gen.metrics.classifier import domain_classifier
+    from keras_gen.metrics.evaluate import _generate  # evaluate's batches: the samples mode_collapse.py scores
+    from keras_gen.models.gan import _uses_ema
+
+    began = time.perf_counter()
+    classifier = domain_classifier("mnist", path=args.classifier)
+    model = presets.build_model(presets.get_config(args.preset, seed=args.seed))
+    model.load_weights(args.weights)
+    real, _ = data.load_arrays("stacked_mnist", split="train", num_samples=args.n, seed=0)
+    rows = {f"training data ({args.n:,})": digit_shares(real, classifier)}
+
+    def generated():
+        return digit_shares(_generate(model, args.n, args.seed, batch_size=500, progress=False), classifier)
+
+    if _uses_ema(model.g_optimizer):
+        with model.averaged_weights():
+            rows["generator, averaged weights"] = generated()
+        rows["generator, live weights"] = generated()
+    else:
+        rows["generator"] = generated()
+    table = format_table(rows)
+    wall = time.perf_counter() - began
+    print(table)
+    print(f"\n({args.preset}, seed {args.seed}, {args.weights}; {wall:.0f} s)")
+    provenance.write_report(args.out, {
+        "command": provenance.command_line("benchmarks/stacked_digits.py", argv), "wall_seconds": round(wall, 1),
+        "preset": args.preset, "seed": args.seed, "weights": args.weights, "classifier": classifier.describe(),
+        "rows": rows, "table": table})
+    print(f"Wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
