@@ -61,10 +61,11 @@ def parse_args(argv=None):
             args.seed = int(match.group(2))
     if args.preset is None:
         parser.error("--weights needs --preset.")
-    if args.preset not in presets.PRESETS:
-        parser.error(f"Unknown preset {args.preset!r}.")
-    if presets.PRESETS[args.preset]["dataset"] != "stacked_mnist":
-        parser.error(f"{args.preset!r} trains on {presets.PRESETS[args.preset]['dataset']}, not stacked_mnist.")
+    stacked = [name for name, preset in presets.PRESETS.items() if preset["dataset"] == "stacked_mnist"]
+    if args.preset not in stacked:
+        problem = (f"trains on {presets.PRESETS[args.preset]['dataset']}, not stacked_mnist"
+                   if args.preset in presets.PRESETS else "is not a preset")
+        parser.error(f"{args.preset!r} {problem}; the stacked-MNIST presets are {', '.join(stacked)}.")
     if not os.path.isfile(args.weights):
         parser.error(f"No weights at {args.weights!r}.")
     if args.classifier and not os.path.isfile(args.classifier):  # domain_classifier would train one there

@@ -660,6 +660,8 @@ def test_stacked_digits_benchmark_splits_the_kl_of_a_generator_it_loads(tmp_path
     for argv, message in ((["--weights", str(backup / "latest.weights.h5")], "--weights needs --preset"),
                           (["--backup", str(tmp_path)], "is not named PRESET_seedS"),
                           (["--backup", str(backup), "--preset", "grid2d"], "trains on grid2d, not stacked_mnist"),
+                          (["--backup", str(backup), "--preset", "r1-stacked"], "'r1-stacked' is not a preset; the "
+                           "stacked-MNIST presets are dcgan-stacked-mnist, "),
                           (["--backup", str(tmp_path / "dcgan-stacked-mnist_seed0")], "No weights at"),
                           (["--backup", str(backup), "--classifier", typo], "No classifier at")):
         with pytest.raises(SystemExit):
