@@ -12,10 +12,11 @@ not depend on where the argmax boundary falls) and the share of samples read wit
 same numbers for the training data: a digit the generator draws rarely is rare in both shares; strokes the
 classifier reads as another digit move the votes more than the probabilities.
 
-The weights come from a `mode_collapse.py --backup` folder (``PRESET_seedS``: the preset and seed are read from
-its name; the backup of a finished run holds its last epoch) or a ``.weights.h5`` file of the preset's model.
-A generator that keeps a weight average (``use_ema``) is scored with it, as `fit` leaves it, and with its live
-weights. Writes JSON to benchmarks/results/stacked_digits.json.
+The weights come from a `mode_collapse.py --backup` folder (``PRESET_seedS``: the preset and seed are read from its
+name; the backup of a finished run holds its last epoch) or a ``.weights.h5`` file of the preset's model. A
+generator that keeps a weight average (``use_ema``) is scored with it, as `fit` leaves it, and with its live
+weights. ``--classifier-seed S`` reads the same samples with a classifier trained the same way from another seed.
+Writes JSON to benchmarks/results/stacked_digits.json.
 """
 
 import argparse
@@ -45,7 +46,11 @@ def parse_args(argv=None):
     source.add_argument("--weights", help="a .weights.h5 file of --preset's model")
     parser.add_argument("--preset", help="the stacked-MNIST preset (default: read from the --backup folder's name)")
     parser.add_argument("--seed", type=int, help="sampling seed (default: the --backup run's seed, else 0)")
-    parser.add_argument("--classifier", help="a domain classifier .keras file (default: the cached MNIST one)")
+    reader = parser.add_mutually_exclusive_group()
+    reader.add_argument("--classifier", help="a domain classifier .keras file (default: the cached MNIST one)")
+    reader.add_argument("--classifier-seed", type=int, default=0,
+                        help="train (once, then cached) the MNIST classifier from this seed instead of 0, the one "
+                        "mode_collapse.py scores with: how much of the KL is the classifier's reading")
     parser.add_argument("--n", type=int, default=26_000, help="generated samples (default 26,000, as PacGAN)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "stacked_digits.json"))
     args = parser.parse_args(argv)
@@ -118,7 +123,7 @@ def main(argv=None):
     from keras_gen.models.gan import _uses_ema
 
     began = time.perf_counter()
-    classifier = domain_classifier("mnist", path=args.classifier)
+    classifier = domain_classifier("mnist", path=args.classifier, seed=args.classifier_seed)
     model = presets.build_model(presets.get_config(args.preset, seed=args.seed))
     model.load_weights(args.weights)
     real, _ = data.load_arrays("stacked_mnist", split="train", num_samples=args.n, seed=0)

@@ -639,6 +639,7 @@ def test_stacked_digits_benchmark_splits_the_kl_of_a_generator_it_loads(tmp_path
                        "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert (report["preset"], report["seed"]) == ("r1-ema-stacked-mnist", 3)  # read from the folder's name
+    assert bench.parse_args(["--backup", str(backup), "--classifier-seed", "2"]).classifier_seed == 2
     assert report["classifier"]["path"] == mnist_classifier.path
     rows = report["rows"]
     assert list(rows) == ["training data (120)", "generator, averaged weights", "generator, live weights"]
@@ -663,7 +664,9 @@ def test_stacked_digits_benchmark_splits_the_kl_of_a_generator_it_loads(tmp_path
                           (["--backup", str(backup), "--preset", "r1-stacked"], "'r1-stacked' is not a preset; the "
                            "stacked-MNIST presets are dcgan-stacked-mnist, "),
                           (["--backup", str(tmp_path / "dcgan-stacked-mnist_seed0")], "No weights at"),
-                          (["--backup", str(backup), "--classifier", typo], "No classifier at")):
+                          (["--backup", str(backup), "--classifier", typo], "No classifier at"),
+                          (["--backup", str(backup), "--classifier", mnist_classifier.path, "--classifier-seed", "1"],
+                           "not allowed with argument")):
         with pytest.raises(SystemExit):
             bench.parse_args(argv)
         assert message in capsys.readouterr().err
