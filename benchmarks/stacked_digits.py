@@ -56,6 +56,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}.")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        parser.error(f"--seed must be in [0, 2**32), got {args.seed}.")
     if args.backup:
         match = re.fullmatch(r"(.+)_seed(\d+)", os.path.basename(os.path.normpath(args.backup)))
         if match is None and args.preset is None:
@@ -125,7 +127,10 @@ def main(argv=None):
     began = time.perf_counter()
     classifier = domain_classifier("mnist", path=args.classifier, seed=args.classifier_seed)
     model = presets.build_model(presets.get_config(args.preset, seed=args.seed))
-    model.load_weights(args.weights)
+    try:
+        model.load_weights(args.weights)
+    except (OSError, ValueError) as error:  # not HDF5, truncated, or another model's weights
+        raise SystemExit(f"Could not load {args.weights!r} into the {args.preset} model: {error}") from error
     real, _ = data.load_arrays("stacked_mnist", split="train", num_samples=args.n, seed=0)
     rows = {f"training data ({args.n:,})": digit_shares(real, classifier)}
 

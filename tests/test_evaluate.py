@@ -665,8 +665,14 @@ def test_stacked_digits_benchmark_splits_the_kl_of_a_generator_it_loads(tmp_path
                            "stacked-MNIST presets are dcgan-stacked-mnist, "),
                           (["--backup", str(tmp_path / "dcgan-stacked-mnist_seed0")], "No weights at"),
                           (["--backup", str(backup), "--classifier", typo], "No classifier at"),
+                          (["--backup", str(backup), "--seed", "-1"], "--seed must be in [0, 2**32), got -1"),
                           (["--backup", str(backup), "--classifier", mnist_classifier.path, "--classifier-seed", "1"],
                            "not allowed with argument")):
         with pytest.raises(SystemExit):
             bench.parse_args(argv)
         assert message in capsys.readouterr().err
+    (tmp_path / "broken.weights.h5").write_bytes(b"not HDF5")  # a truncated or foreign file: named, not a traceback
+    with pytest.raises(SystemExit, match="Could not load .*broken.weights.h5.* into the r1-stacked-mnist model"):
+        bench.main(["--weights", str(tmp_path / "broken.weights.h5"), "--preset", "r1-stacked-mnist",
+                    "--classifier", mnist_classifier.path, "--out", str(out)])
+    assert json.loads(out.read_text())["seed"] == 3  # the earlier report is untouched
