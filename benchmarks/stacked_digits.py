@@ -87,17 +87,18 @@ def digit_shares(images, classifier):
     channels = [classifier.probabilities(np.asarray(images)[..., c : c + 1]) for c in range(3)]  # 3 x (N, 10)
     digits = np.stack([p.argmax(axis=1) for p in channels], axis=1)  # (N, 3)
     modes = stacked_mnist_modes(digits)
+    channel_kl = sum(modes["channel_kl"])
     probabilities = np.concatenate(channels)  # (3 N, 10)
-    votes = probabilities.argmax(axis=1)
+    votes = digits.T.reshape(-1)  # (3 N,), in the order of `probabilities`
     unsure = probabilities.max(axis=1) < CONFIDENT
     return {
         "num_samples": len(digits),
         "modes": modes["modes"],
         "kl": modes["kl"],
-        "channel_kl_sum": sum(modes["channel_kl"]),
+        "channel_kl_sum": channel_kl,
         # the sample's multi-information: >= 0 (uniform over triples is the product of uniform channels), so
         # below 0 only by rounding
-        "rest": max(modes["kl"] - sum(modes["channel_kl"]), 0.0),
+        "rest": max(modes["kl"] - channel_kl, 0.0),
         "votes": (np.bincount(votes, minlength=10) / len(votes)).tolist(),
         "probability": probabilities.mean(axis=0).tolist(),
         "unsure": [float(unsure[votes == d].mean()) if np.any(votes == d) else None for d in range(10)],

@@ -310,10 +310,8 @@ def _worst_parity(parity):
 
 
 def _cmd_evaluate(args, out):
-    import json
-
-    from keras_gen.images import atomic_write
     from keras_gen.metrics.evaluate import evaluate, format_table
+    from keras_gen.provenance import write_report
 
     if not os.path.exists(args.path):
         raise FileNotFoundError(f"Nothing to evaluate at {args.path!r}: no such run folder or exported artifact.")
@@ -333,13 +331,7 @@ def _cmd_evaluate(args, out):
     if source.get("type") == "export":  # several artifacts of one run: one file each
         name = f"eval_{source.get('format')}_{source.get('precision')}.json"
     path = args.out or os.path.join(source.get("run_dir") or os.getcwd(), name)
-    text = json.dumps(results, indent=2) + "\n"  # the metrics keep their canonical order
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    atomic_write(path, write)
+    write_report(path, results)  # atomic; the metrics keep their canonical order
     print(format_table(results), file=out)
     print(f"Wrote {path}", file=out)
     return 0
