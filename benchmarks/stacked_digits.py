@@ -2,6 +2,7 @@
 
     python benchmarks/stacked_digits.py --backup benchmarks/results/backup/r1-ema-stacked-mnist_seed7
     python benchmarks/stacked_digits.py --weights run.weights.h5 --preset r1-stacked-mnist --n 5000
+    python benchmarks/stacked_digits.py --backup DIR --classifier-seed 0,1,2,3  # the mean of four classifiers
 
 Scores a generator the way `mode_collapse.py` does (the domain classifier's digit for each channel of ``--n``
 samples, KL of the digit triples to uniform over 1,000; the same samples for the same seed, so the same KL) and
@@ -15,7 +16,9 @@ classifier reads as another digit move the votes more than the probabilities.
 The weights come from a `mode_collapse.py --backup` folder (``PRESET_seedS``: the preset and seed are read from its
 name; the backup of a finished run holds its last epoch) or a ``.weights.h5`` file of the preset's model. A
 generator that keeps a weight average (``use_ema``) is scored with it, as `fit` leaves it, and with its live
-weights. ``--classifier-seed S`` reads the same samples with a classifier trained the same way from another seed.
+weights. ``--classifier-seed S`` reads the same samples with a classifier trained the same way from another seed;
+``--classifier-seed 0,1,2,3`` (or ``--classifier`` given more than once) reads each digit by the mean of several
+classifiers' probabilities, a reader that depends less on any one classifier's training.
 Writes JSON to benchmarks/results/stacked_digits.json.
 """
 
@@ -38,6 +41,36 @@ from keras_gen.metrics.coverage import stacked_mnist_modes  # noqa: E402
 CONFIDENT = 0.9
 
 
+def _seeds(text):
+    """``"0,1,2"`` -> ``[0, 1, 2]``: distinct seeds >= 0 (an argparse type)."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0 or 0,1,2,3; got {text!r}") from None
+    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct and >= 0; got {text!r}")
+    return seeds
+
+
+class MeanReader:
+    """Reads each digit by the mean of several classifiers' probabilities (of one classifier: its own)."""
+
+    def __init__(self, classifiers):
+        self.classifiers = list(classifiers)
+
+    def probabilities(self, images):
+        return np.mean([classifier.probabilities(images) for classifier in self.classifiers], axis=0)
+
+    def describe(self):
+        """One classifier's own record; for several, the mean's accuracy on the test digits and each member's."""
+        if len(self.classifiers) == 1:
+            return self.classifiers[0].describe()
+        x, y = data.load_arrays("mnist", "test")
+        return {"name": f"mean of {len(self.classifiers)} mnist classifiers",
+                "accuracy": float(np.mean(self.probabilities(x).argmax(axis=1) == y)), "num_test": int(len(y)),
+                "members": [classifier.describe() for classifier in self.classifiers]}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,10 +80,13 @@ def parse_args(argv=None):
     parser.add_argument("--preset", help="the stacked-MNIST preset (default: read from the --backup folder's name)")
     parser.add_argument("--seed", type=int, help="sampling seed (default: the --backup run's seed, else 0)")
     reader = parser.add_mutually_exclusive_group()
-    reader.add_argument("--classifier", help="a domain classifier .keras file (default: the cached MNIST one)")
-    reader.add_argument("--classifier-seed", type=int, default=0,
-                        help="train (once, then cached) the MNIST classifier from this seed instead of 0, the one "
-                        "mode_collapse.py scores with: how much of the KL is the classifier's reading")
+    reader.add_argument("--classifier", action="append", metavar="PATH",
+                        help="a domain classifier .keras file (default: the cached MNIST one); given more than "
+                        "once, each digit is read by the mean of their probabilities")
+    reader.add_argument("--classifier-seed", type=_seeds, default=[0], metavar="S[,S...]",
+                        help="train (once, then cached) the MNIST classifier from seed S instead of 0, the one "
+                        "mode_collapse.py scores with: how much of the KL is the classifier's reading; several "
+                        "seeds, comma-separated, read each digit by the mean of their classifiers' probabilities")
     parser.add_argument("--n", type=int, default=26_000, help="generated samples (default 26,000, as PacGAN)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "stacked_digits.json"))
     args = parser.parse_args(argv)
@@ -75,8 +111,9 @@ def parse_args(argv=None):
         parser.error(f"{args.preset!r} {problem}; the stacked-MNIST presets are {', '.join(stacked)}.")
     if not os.path.isfile(args.weights):
         parser.error(f"No weights at {args.weights!r}.")
-    if args.classifier and not os.path.isfile(args.classifier):  # domain_classifier would train one there
-        parser.error(f"No classifier at {args.classifier!r}.")
+    for path in args.classifier or ():
+        if not os.path.isfile(path):  # domain_classifier would train one there
+            parser.error(f"No classifier at {path!r}.")
     args.seed = 0 if args.seed is None else args.seed
     return args
 
@@ -126,7 +163,8 @@ def main(argv=None):
     from keras_gen.models.gan import _uses_ema
 
     began = time.perf_counter()
-    classifier = domain_classifier("mnist", path=args.classifier, seed=args.classifier_seed)
+    classifier = MeanReader([domain_classifier("mnist", path=path) for path in args.classifier] if args.classifier
+                            else [domain_classifier("mnist", seed=seed) for seed in args.classifier_seed])
     model = presets.build_model(presets.get_config(args.preset, seed=args.seed))
     try:
         model.load_weights(args.weights)
@@ -147,10 +185,12 @@ def main(argv=None):
     table = format_table(rows)
     wall = time.perf_counter() - began
     print(table)
-    print(f"\n({args.preset}, seed {args.seed}, {args.weights}; {wall:.0f} s)")
+    reader = classifier.describe()
+    print(f"\n({args.preset}, seed {args.seed}, {args.weights}; read by {reader['name']}, "
+          f"{100 * reader['accuracy']:.1f} % accurate on {reader['num_test']} test digits; {wall:.0f} s)")
     provenance.write_report(args.out, {
         "command": provenance.command_line("benchmarks/stacked_digits.py", argv), "wall_seconds": round(wall, 1),
-        "preset": args.preset, "seed": args.seed, "weights": args.weights, "classifier": classifier.describe(),
+        "preset": args.preset, "seed": args.seed, "weights": args.weights, "classifier": reader,
         "rows": rows, "table": table})
     print(f"Wrote {args.out}")
     return 0

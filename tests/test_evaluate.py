@@ -639,7 +639,8 @@ def test_stacked_digits_benchmark_splits_the_kl_of_a_generator_it_loads(tmp_path
                        "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert (report["preset"], report["seed"]) == ("r1-ema-stacked-mnist", 3)  # read from the folder's name
-    assert bench.parse_args(["--backup", str(backup), "--classifier-seed", "2"]).classifier_seed == 2
+    assert bench.parse_args(["--backup", str(backup), "--classifier-seed", "2"]).classifier_seed == [2]
+    assert bench.parse_args(["--backup", str(backup), "--classifier-seed", "0,3,1"]).classifier_seed == [0, 3, 1]
     assert report["classifier"]["path"] == mnist_classifier.path
     rows = report["rows"]
     assert list(rows) == ["training data (120)", "generator, averaged weights", "generator, live weights"]
@@ -667,7 +668,10 @@ def test_stacked_digits_benchmark_splits_the_kl_of_a_generator_it_loads(tmp_path
                           (["--backup", str(backup), "--classifier", typo], "No classifier at"),
                           (["--backup", str(backup), "--seed", "-1"], "--seed must be in [0, 2**32), got -1"),
                           (["--backup", str(backup), "--classifier", mnist_classifier.path, "--classifier-seed", "1"],
-                           "not allowed with argument")):
+                           "not allowed with argument"),
+                          (["--backup", str(backup), "--classifier-seed", "0,x"], "expected seeds like 0 or 0,1,2,3; "
+                           "got '0,x'"),
+                          (["--backup", str(backup), "--classifier-seed", "1,1"], "distinct and >= 0; got '1,1'")):
         with pytest.raises(SystemExit):
             bench.parse_args(argv)
         assert message in capsys.readouterr().err
@@ -676,3 +680,30 @@ def test_stacked_digits_benchmark_splits_the_kl_of_a_generator_it_loads(tmp_path
         bench.main(["--weights", str(tmp_path / "broken.weights.h5"), "--preset", "r1-stacked-mnist",
                     "--classifier", mnist_classifier.path, "--out", str(out)])
     assert json.loads(out.read_text())["seed"] == 3  # the earlier report is untouched
+
+
+def test_stacked_digits_reads_each_digit_by_the_mean_of_several_classifiers(tmp_path, mnist_classifier):
+    """``--classifier A --classifier B``: every share is that of the mean of A's and B's probabilities, checked
+    against the two classifiers run separately, and the reader's accuracy is that mean's on the test digits."""
+    bench = _benchmark("stacked_digits")
+    other = domain_classifier("mnist", path=tmp_path / "other.keras", **{**TINY, "seed": 1})
+    model = presets.build_model(presets.get_config("r1-stacked-mnist", seed=5))
+    model.save_weights(str(tmp_path / "g.weights.h5"))
+    out = tmp_path / "mean.json"
+    assert bench.main(["--weights", str(tmp_path / "g.weights.h5"), "--preset", "r1-stacked-mnist", "--n", "64",
+                       "--classifier", mnist_classifier.path, "--classifier", other.path, "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    real, _ = data.load_arrays("stacked_mnist", split="train", num_samples=64, seed=0)
+    channels = [(mnist_classifier.probabilities(real[..., c : c + 1]) + other.probabilities(real[..., c : c + 1])) / 2
+                for c in range(3)]
+    votes = np.concatenate([p.argmax(axis=1) for p in channels])
+    scores = report["rows"]["training data (64)"]
+    np.testing.assert_allclose(scores["probability"], np.concatenate(channels).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(scores["votes"], np.bincount(votes, minlength=10) / len(votes))
+    alone = [mnist_classifier.predict(real[..., c : c + 1]) for c in range(3)]
+    assert not np.array_equal(np.concatenate(alone), votes)  # the second classifier changed some votes
+    x, y = data.load_arrays("mnist", "test")
+    accuracy = np.mean(((mnist_classifier.probabilities(x) + other.probabilities(x)) / 2).argmax(axis=1) == y)
+    assert report["classifier"]["accuracy"] == pytest.approx(accuracy)
+    assert [m["path"] for m in report["classifier"]["members"]] == [mnist_classifier.path, other.path]
+    assert report["classifier"]["name"] == "mean of 2 mnist classifiers"
