@@ -156,6 +156,30 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def reader_label(reader):
+    """``"classifier 3"``, or ``"mean of classifiers 0-3"`` for a `MeanReader` record: by training seed."""
+    seeds = [member["training"]["seed"] for member in reader.get("members", [reader])]
+    if len(seeds) == 1:
+        return f"classifier {seeds[0]}"
+    run = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+    return f"mean of classifiers {f'{seeds[0]}-{seeds[-1]}' if run else ', '.join(map(str, seeds))}"
+
+
+def summary_row(report):
+    """A report's line in the README's table of readers: generator seed, reader, its test accuracy, the KL (of the
+    averaged weights, the live ones in brackets), channel KLs, rest, and the rarest and commonest digit (votes %)."""
+    rows = report["rows"]
+    first = rows.get("generator, averaged weights", rows.get("generator"))
+    kl = f"{first['kl']:.3f}"
+    if "generator, live weights" in rows:
+        kl += f" ({rows['generator, live weights']['kl']:.3f})"
+    votes = first["votes"]
+    rarest, commonest = (f"{d} ({100 * votes[d]:.1f})" for d in (int(np.argmin(votes)), int(np.argmax(votes))))
+    return (f"| seed {report['seed']} | {reader_label(report['classifier'])} | "
+            f"{100 * report['classifier']['accuracy']:.1f} % | {kl} | {first['channel_kl_sum']:.3f} | "
+            f"{first['rest']:.3f} | {rarest} | {commonest} |")
+
+
 def main(argv=None):
     args = parse_args(argv)
     from keras_gen.metrics.classifier import domain_classifier
@@ -188,11 +212,12 @@ def main(argv=None):
     reader = classifier.describe()
     print(f"\n({args.preset}, seed {args.seed}, {args.weights}; read by {reader['name']}, "
           f"{100 * reader['accuracy']:.1f} % accurate on {reader['num_test']} test digits; {wall:.0f} s)")
-    provenance.write_report(args.out, {
+    report = {
         "command": provenance.command_line("benchmarks/stacked_digits.py", argv), "wall_seconds": round(wall, 1),
         "preset": args.preset, "seed": args.seed, "weights": args.weights, "classifier": reader,
-        "rows": rows, "table": table})
-    print(f"Wrote {args.out}")
+        "rows": rows, "table": table}
+    provenance.write_report(args.out, report)
+    print(f"Wrote {args.out}\nIts row in the README's table of readers:\n{summary_row(report)}")
     return 0
 
 

@@ -655,8 +655,12 @@ def test_stacked_digits_benchmark_splits_the_kl_of_a_generator_it_loads(tmp_path
     real = rows["training data (120)"]
     assert real["modes"] > 1 and sum(real["votes"]) == pytest.approx(1.0)  # varied images (the tiny classifier
     # reads them poorly: no closed form here)
+    printed = capsys.readouterr().out
     assert f"| generator, live weights | votes % | {' | '.join('100.0' if d == blank else '0.0' for d in range(10))}" \
-        in capsys.readouterr().out
+        in printed
+    rarest = 1 if blank == 0 else 0  # the first digit with no votes
+    assert printed.rstrip().endswith(f"| seed 3 | classifier 0 | {100 * mnist_classifier.accuracy:.1f} % | "
+                                     f"6.908 (6.908) | 6.908 | 0.000 | {rarest} (0.0) | {blank} (100.0) |")
 
     typo = str(tmp_path / "typo.keras")
     for argv, message in ((["--weights", str(backup / "latest.weights.h5")], "--weights needs --preset"),

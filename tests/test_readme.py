@@ -22,11 +22,11 @@ def test_readme_python_example_runs_verbatim(tmp_path, monkeypatch):
 
 def test_readme_curve_rows_are_the_published_json():
     """Every training curve in benchmarks/published/ appears in the README cell for cell (and the r1_read_order
-    counts in its benchmarks-table row), and every published file is listed in that folder's README with the
-    command and environment that made it."""
+    counts in its benchmarks-table row, and each stacked_digits report's row in the table of readers), and every
+    published file is listed in that folder's README with the command and environment that made it."""
     from tests.test_evaluate import _benchmark
 
-    root, bench = README.parent, _benchmark("mode_collapse")
+    root, bench, digits = README.parent, _benchmark("mode_collapse"), _benchmark("stacked_digits")
     readme, listing = README.read_text(), (root / "benchmarks" / "published" / "README.md").read_text()
     published = sorted((root / "benchmarks" / "published").glob("*.json"))
     assert published, "benchmarks/published/ holds no JSON"
@@ -40,6 +40,8 @@ def test_readme_curve_rows_are_the_published_json():
             quoted = (f"{waited['traces_off']} of {waited['traces']} with the wait, {unordered['traces_off']} of "
                       f"{unordered['traces']} without ({error} of R1 off)")
             assert re.search(rf"^\| `r1_read_order.py` \|.*{re.escape(quoted)}", readme, flags=re.M), quoted
+        if path.name.startswith("stacked_digits"):  # its row in the table of readers, as the script prints it
+            assert re.search(rf"^{re.escape(digits.summary_row(report))}$", readme, flags=re.M), path.name
         for name, result in report.get("results", {}).items():  # mode_collapse.py reports
             key = bench.curve_key(result["dataset"])
             for run in result["runs"]:
