@@ -157,8 +157,13 @@ def format_table(rows):
 
 
 def reader_label(reader):
-    """``"classifier 3"``, or ``"mean of classifiers 0-3"`` for a `MeanReader` record: by training seed."""
-    seeds = [member["training"]["seed"] for member in reader.get("members", [reader])]
+    """``"classifier 3"``, or ``"mean of classifiers 0-3"`` for a `MeanReader` record: by training seed (by file
+    name for a classifier whose record holds no training arguments)."""
+    members = reader.get("members", [reader])
+    seeds = [(member.get("training") or {}).get("seed") for member in members]
+    if None in seeds:
+        return ("" if len(members) == 1 else "mean of ") + ", ".join(
+            os.path.basename(member.get("path") or member.get("name") or "classifier") for member in members)
     if len(seeds) == 1:
         return f"classifier {seeds[0]}"
     run = seeds == list(range(seeds[0], seeds[0] + len(seeds)))

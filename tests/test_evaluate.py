@@ -711,3 +711,6 @@ def test_stacked_digits_reads_each_digit_by_the_mean_of_several_classifiers(tmp_
     assert report["classifier"]["accuracy"] == pytest.approx(accuracy)
     assert [m["path"] for m in report["classifier"]["members"]] == [mnist_classifier.path, other.path]
     assert report["classifier"]["name"] == "mean of 2 mnist classifiers"
+    assert bench.reader_label(report["classifier"]) == "mean of classifiers 0-1"  # the TINY ones' seeds
+    members = [{**member, "training": None} for member in report["classifier"]["members"]]  # a file of unknown origin
+    assert bench.reader_label({"members": members}) == "mean of tiny.keras, other.keras"
