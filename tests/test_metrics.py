@@ -4,6 +4,7 @@ reference written here (NumPy / SciPy loops), never the library's own output."""
 import itertools
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -109,16 +110,27 @@ def test_fid_rank_deficient_covariances_are_finite():
     assert abs(fid_from_features(x, x)) < 1e-6 * np.trace(np.cov(x, rowvar=False))
 
 
-def test_frechet_distance_adds_eps_when_sqrtm_is_not_finite(monkeypatch):
+def test_frechet_distance_of_a_singular_product_is_exact_and_quiet():
+    # sigma1 @ sigma2 = diag(1, 4, 0) is singular, and SciPy warns, but its root diag(1, 2, 0) is exact; the closed
+    # form for diagonal Gaussians is sum((sqrt(s1) - sqrt(s2))^2) = 0 + 1 + 1, with no eps added.
+    s1, s2 = np.array([1.0, 4.0, 0.0]), np.array([1.0, 1.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SciPy's LinAlgWarning must not reach the user
+        value = frechet_distance(np.zeros(3), np.diag(s1), np.zeros(3), np.diag(s2))
+    assert value == pytest.approx(2.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("bad_root", [np.inf, 0.0], ids=["not_finite", "not_a_root"])
+def test_frechet_distance_adds_eps_when_sqrtm_fails(monkeypatch, bad_root):
     rng = np.random.default_rng(7)
     mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
     a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
     s1, s2 = a @ a.T, b @ b.T
     real_sqrtm, calls = scipy.linalg.sqrtm, []
 
-    def flaky_sqrtm(matrix, *args, **kwargs):  # the first call fails as on a singular product
+    def flaky_sqrtm(matrix, *args, **kwargs):  # the first call fails as it can on a singular product
         calls.append(matrix)
-        return np.full_like(matrix, np.inf) if len(calls) == 1 else real_sqrtm(matrix, *args, **kwargs)
+        return np.full_like(matrix, bad_root) if len(calls) == 1 else real_sqrtm(matrix, *args, **kwargs)
 
     monkeypatch.setattr(scipy.linalg, "sqrtm", flaky_sqrtm)
     eps = 1e-2

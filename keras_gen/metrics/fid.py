@@ -16,6 +16,8 @@ Example:
 >>> fid = frechet_distance(mu1, sigma1, mu2, sigma2)   # about 8 (= ||1||^2 over 8 dims)
 """
 
+import warnings
+
 import numpy as np
 
 __all__ = ["feature_statistics", "frechet_distance", "fid_from_features"]
@@ -65,12 +67,23 @@ def feature_statistics(features):
     return mu, sigma
 
 
+def _is_accurate_root(root, matrix, rtol=1e-6):
+    """True when `root` is finite and `root @ root` equals `matrix` to `rtol` of its largest entry."""
+    if not np.all(np.isfinite(root)):
+        return False
+    scale = max(float(np.max(np.abs(matrix))), np.finfo(np.float64).tiny)
+    return float(np.max(np.abs(root @ root - matrix))) <= rtol * scale
+
+
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
     """Fréchet (2-Wasserstein) distance between two Gaussians N(mu1, sigma1) and N(mu2, sigma2).
 
     ``d^2 = ||mu1 - mu2||^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr((sigma1 sigma2)^(1/2))``, with the matrix square root
     from `scipy.linalg.sqrtm`. As in pytorch-fid / TTUR: if the product is singular so that the square root is
-    not finite, `eps * I` is added to both covariances and the root is recomputed; a small imaginary part left
+    not finite, `eps * I` is added to both covariances and the root is recomputed. Here the same is done when the
+    root is finite but not a root (its square off by more than 1e-6 of the product's largest entry), and SciPy's
+    warning on a singular product is not passed on: such products (dead features, fewer samples than
+    dimensions) often have an exact root, which is then used as it is. A small imaginary part left
     by round-off is dropped, and a large one raises (the covariances are then not positive semi-definite).
     The "large" threshold is 1e-3 on the diagonal, relative to the largest real diagonal entry when that is
     above 1 (the reference uses an absolute 1e-3, which mis-fires on features of large scale).
@@ -113,9 +126,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
     from scipy import linalg  # SciPy's linalg is imported on first use, to keep `import keras_gen` light.
 
     diff = mu1 - mu2  # (D,)
-    covmean = linalg.sqrtm(sigma1 @ sigma2)  # (D, D), possibly complex
-    if not np.all(np.isfinite(covmean)):
-        # Singular product (e.g. fewer samples than dimensions): regularise as the reference implementation does.
+    product = sigma1 @ sigma2  # (D, D)
+    with warnings.catch_warnings():
+        # SciPy warns on every singular product (fewer samples than dimensions), often with an exact root; the
+        # root is checked below instead, as pytorch-fid's `disp=False` leaves it to the caller.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(product)  # (D, D), possibly complex
+    if not _is_accurate_root(covmean, product):
+        # Singular product whose root is not finite or not a root: regularise as the reference implementation does.
         offset = np.eye(dim) * eps
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
         if not np.all(np.isfinite(covmean)):
