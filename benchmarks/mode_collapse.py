@@ -167,9 +167,7 @@ def score(model, dataset, n, seed):
 
 def _keeps_average(model):
     """Whether the generator's optimizer keeps a weight average (``use_ema``) that `GAN.fit` puts in place."""
-    from keras_gen.models.gan import _uses_ema  # sees through the LossScaleOptimizer of mixed precision
-
-    return getattr(model, "g_optimizer", None) is not None and _uses_ema(model.g_optimizer)
+    return bool(getattr(model, "keeps_generator_average", False))
 
 
 @contextlib.contextmanager

@@ -188,8 +188,7 @@ def summary_row(report):
 def main(argv=None):
     args = parse_args(argv)
     from keras_gen.metrics.classifier import domain_classifier
-    from keras_gen.metrics.evaluate import _generate  # evaluate's batches: the samples mode_collapse.py scores
-    from keras_gen.models.gan import _uses_ema
+    from keras_gen.metrics.evaluate import generate_samples  # evaluate's batches: what mode_collapse.py scores
 
     began = time.perf_counter()
     classifier = MeanReader([domain_classifier("mnist", path=path) for path in args.classifier] if args.classifier
@@ -203,9 +202,9 @@ def main(argv=None):
     rows = {f"training data ({args.n:,})": digit_shares(real, classifier)}
 
     def generated():
-        return digit_shares(_generate(model, args.n, args.seed, batch_size=500, progress=False), classifier)
+        return digit_shares(generate_samples(model, args.n, args.seed, batch_size=500, progress=False), classifier)
 
-    if _uses_ema(model.g_optimizer):
+    if model.keeps_generator_average:
         with model.averaged_weights():
             rows["generator, averaged weights"] = generated()
         rows["generator, live weights"] = generated()

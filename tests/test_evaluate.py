@@ -29,6 +29,7 @@ from keras_gen.metrics import (
     evaluate,
     fid_from_features,
     format_table,
+    generate_samples,
     train_domain_classifier,
 )
 from tests.test_cli import keras_gen
@@ -129,6 +130,25 @@ class DictSampler:
     def sample(self, n, seed=0):
         rows = np.random.default_rng(seed).integers(0, len(self.array), n)
         return {"images": self.array[rows], "z": np.zeros((n, 2), np.float32)}
+
+
+def test_generate_samples_draws_batch_i_with_seed_plus_i_times_2_to_the_32():
+    calls = []
+
+    class SeedEcho:  # each row holds the seed of the call that drew it
+        def generate(self, n, seed=None):
+            calls.append((n, seed))
+            return np.full((n, 2), seed, dtype=np.float64)
+
+    samples = generate_samples(SeedEcho(), 1200, seed=5, batch_size=500, progress=False)
+    assert calls == [(500, 5), (500, 5 + 2**32), (200, 5 + 2 * 2**32)]
+    assert samples.dtype == np.float32 and samples.shape == (1200, 2)
+    np.testing.assert_array_equal(samples[:, 0], np.float32(np.repeat([5, 5 + 2**32, 5 + 2 * 2**32], [500, 500, 200])))
+    exported = generate_samples(DictSampler(np.arange(6.0).reshape(3, 2)), 4, seed=2, progress=False)
+    np.testing.assert_array_equal(exported, DictSampler(np.arange(6.0).reshape(3, 2)).sample(4, seed=2)["images"])
+    for bad, message in (({"n": 0}, "n=0"), ({"batch_size": 2.5}, "batch_size=2.5"), ({"seed": -1}, "seed=-1")):
+        with pytest.raises(ValueError, match=message):
+            generate_samples(SeedEcho(), **{"n": 3, **bad})
 
 
 def test_evaluate_real_digits_beat_shifted_digits(digits_classifier):

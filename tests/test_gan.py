@@ -277,6 +277,19 @@ def test_weight_average_is_not_applied_before_any_step():
         np.testing.assert_array_equal(v.numpy(), b)
 
 
+def test_keeps_generator_average_reads_the_generators_optimizer_through_loss_scaling():
+    gan = small_gan()
+    assert gan.keeps_generator_average is False  # plain Adam
+    cases = [(keras.optimizers.Adam(use_ema=True), keras.optimizers.Adam(), False),  # only D averages
+             (keras.optimizers.Adam(), keras.optimizers.Adam(use_ema=True), True),
+             (keras.optimizers.Adam(), keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(use_ema=True)), True),
+             (keras.optimizers.Adam(), keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()), False)]
+    for d_optimizer, g_optimizer, expected in cases:
+        gan = small_gan()
+        gan.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
+        assert gan.keeps_generator_average is expected
+
+
 def test_averaged_weights_swaps_the_averages_in_and_the_live_weights_back():
     gan = small_gan()
     gan.compile(d_optimizer=keras.optimizers.Adam(1e-2, use_ema=True, ema_momentum=0.5),

@@ -21,7 +21,14 @@ Example:
 
 from keras_gen.metrics.classifier import DomainClassifier, domain_classifier, train_domain_classifier
 from keras_gen.metrics.coverage import mode_coverage, stacked_mnist_modes
-from keras_gen.metrics.evaluate import METRICS, applicable_metrics, evaluate, format_table, load_source
+from keras_gen.metrics.evaluate import (
+    METRICS,
+    applicable_metrics,
+    evaluate,
+    format_table,
+    generate_samples,
+    load_source,
+)
 from keras_gen.metrics.extractors import INCEPTION_V3_NOTOP_WEIGHTS, InceptionFeatureExtractor, identity_extractor
 from keras_gen.metrics.fid import feature_statistics, fid_from_features, frechet_distance
 from keras_gen.metrics.inception_score import inception_score
@@ -51,6 +58,7 @@ __all__ = [
     "evaluate",
     "applicable_metrics",
     "format_table",
+    "generate_samples",
     "load_source",
     "elbo",
     "iw_nll",

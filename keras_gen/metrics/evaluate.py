@@ -172,9 +172,34 @@ def _draw(source, count, seed):
     return samples
 
 
-def _generate(source, n, seed, batch_size, progress):
-    """``n`` samples in batches; batch i uses seed ``seed + i * 2**32`` (batch 0 is ``generate(b, seed=seed)``)."""
+def generate_samples(source, n, seed=0, batch_size=500, progress=True):
+    """The ``n`` samples `evaluate` scores for the same ``seed`` and ``batch_size``, as a float32 NumPy array.
+
+    Batch i is drawn with seed ``seed + i * 2**32`` (batch 0 is ``generate(batch_size, seed=seed)``), so the
+    samples depend on ``batch_size`` as well as on ``seed``. For scoring samples another way (a reader of one's
+    own, a histogram) on exactly the draw that `evaluate` and ``benchmarks/mode_collapse.py`` score.
+
+    Args:
+        source: a keras-gen model (``generate(n, seed=...)``) or a sampler from ``keras_gen.export.load``
+            (``sample(n, seed=...)``); conditional sources get their default labels (classes in turn).
+        n: how many samples, a positive integer.
+        seed: a non-negative integer.
+        batch_size: samples per generator call, a positive integer.
+        progress: show a tqdm bar over the batches.
+
+    Raises:
+        ValueError: ``n``, ``seed`` or ``batch_size`` out of range, or a source that returns the wrong count.
+        TypeError: a source with neither ``generate`` nor ``sample``.
+
+    Example:
+
+    >>> images = generate_samples(gan, 26_000, seed=0)   # (26000, 28, 28, 3) for a stacked-MNIST GAN
+    """
     from tqdm.auto import tqdm
+
+    n = _check_int("n", n, 1)
+    seed = _check_int("seed", seed, 0)
+    batch_size = _check_int("batch_size", batch_size, 1)
 
     starts = range(0, n, batch_size)
     batches = []
@@ -462,7 +487,7 @@ def evaluate(
     shape = tuple(info["shape"])
     if tuple(real.shape[1:]) != shape:
         raise ValueError(f"The real data has examples of shape {tuple(real.shape[1:])}; dataset {name!r} has {shape}.")
-    fake = _generate(source, n, seed, batch_size, progress)  # (n, *shape)
+    fake = generate_samples(source, n, seed, batch_size, progress)  # (n, *shape)
     if tuple(fake.shape[1:]) != shape:
         raise ValueError(
             f"The source makes samples of shape {tuple(fake.shape[1:])}, but dataset {name!r} has {shape}: "

@@ -318,6 +318,13 @@ class GAN(GenerativeModel):
             kwargs["callbacks"] = [_FinalizeAverages(), *(kwargs.get("callbacks") or [])]
         return super().fit(*args, **kwargs)
 
+    @property
+    def keeps_generator_average(self):
+        """Whether the generator's optimizer keeps a moving average of its weights (``use_ema=True``, seen through
+        mixed precision's ``LossScaleOptimizer``): the weights `fit` puts in place at the end and
+        `averaged_weights` runs on."""
+        return self.g_optimizer is not None and _uses_ema(self.g_optimizer)
+
     def _averaged(self):
         """(optimizer, network) pairs whose optimizer keeps weight averages (``use_ema=True``) and has stepped."""
         pairs = ((self.d_optimizer, self.discriminator), (self.g_optimizer, self.generator))
