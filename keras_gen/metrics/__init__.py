@@ -7,7 +7,8 @@
     samples -> mode statistics             mode_coverage (Gaussian mixtures), stacked_mnist_modes
     latent-variable model, data -> nats    elbo, iw_nll (importance-weighted bound), bits_per_dim
     digit images -> features / classes     DomainClassifier (domain_classifier: a small CNN, trained once, cached)
-    model or run folder -> all of the above  evaluate (+ format_table for a Markdown table)
+    model or run folder -> all of the above  evaluate (+ format_table for a Markdown table; generate_samples for
+                                           the samples it scores)
 
 Everything here is NumPy / SciPy; TensorFlow and Keras are imported only when an `InceptionFeatureExtractor` is
 built or a likelihood (`elbo`, `iw_nll`) is computed, so `import keras_gen.metrics` stays cheap.
