@@ -171,11 +171,11 @@ PRESETS = {
     "r1-ema-stacked-mnist": _dcgan_preset(
         "r1-stacked-mnist whose generator samples, saves and exports the moving average of its weights "
         "(Adam use_ema, momentum 0.999: about the last 1,000 of its 781 steps per epoch; Yazici et al. 2019). "
-        "With keras-gen after 30 epochs: KL 0.049 +- 0.002 over seeds 0-8 (0.051, 0.045, 0.048, 0.051, 0.047, 0.050, "
-        "0.049, 0.051, 0.045), where the live weights score 0.049, 0.050, 0.055, 0.045, 0.052, 0.056, 0.053, 0.050, "
-        "0.052 (the average leads at 33 of 36 evaluations from epoch 15 on, lags before). Read by the benchmark's "
-        "classifier; classifiers trained from seven other seeds read seed 7 at 0.029-0.076, and the mean of all "
-        "eight at 0.032 (benchmarks/stacked_digits.py).",
+        "With keras-gen after 30 epochs: KL 0.049 +- 0.002 over seeds 0-9 (0.051, 0.045, 0.048, 0.051, 0.047, 0.050, "
+        "0.049, 0.051, 0.045, 0.048), where the live weights score 0.049, 0.050, 0.055, 0.045, 0.052, 0.056, 0.053, "
+        "0.050, 0.052, 0.051 (the average leads at 37 of 40 evaluations from epoch 15 on, lags before). Read by the "
+        "benchmark's classifier; classifiers trained from seven other seeds read seed 7 at 0.029-0.076, and the mean "
+        "of all eight at 0.032 (benchmarks/stacked_digits.py).",
         model={"r1_weight": 10.0},
         optimizers={
             "d_optimizer": _adam(4e-4, 0.5),

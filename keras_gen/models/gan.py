@@ -307,8 +307,8 @@ class GAN(GenerativeModel):
         With ``g_optimizer=Adam(..., use_ema=True, ema_momentum=0.999)`` the generator that samples, saves and
         exports after training is the average of its last ~1,000 updates (Yazici et al. 2019,
         https://arxiv.org/abs/1806.04498, report better scores with it; on stacked MNIST with R1, preset
-        ``r1-ema-stacked-mnist``, the live weights scored KL 0.051 +- 0.003 after 30 epochs on ten runs and their
-        averages 0.049 +- 0.002 on nine seeds, ahead at 33 of 36 evaluations from epoch 15 on).
+        ``r1-ema-stacked-mnist``, the live weights scored KL 0.051 +- 0.003 after 30 epochs on eleven runs and their
+        averages 0.049 +- 0.002 on ten seeds, ahead at 37 of 40 evaluations from epoch 15 on).
         Fitting again continues from the averaged weights, as with any Keras optimizer's ``use_ema``.
         """
         if len(args) > 5:  # callbacks passed by position (x, y, batch_size, epochs, verbose, callbacks, ...)
