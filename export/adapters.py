@@ -3,8 +3,11 @@
 An exporter never sees a training wrapper's losses, optimizers or discriminator (house habit 10): a
 `ModelAdapter` picks the inference networks out of a model and describes each endpoint as a TensorFlow-traceable
 function with an explicit, named input signature. The writers (`savedmodel`, `tflite`, `onnx`) only ever talk to
-adapters, so supporting a new model kind means writing one adapter class (and `register_adapter`):
+adapters. `get_adapter` takes a model's family adapter (registered by class, for models with endpoints of their
+own) or else the adapter of its kind (`keras_gen.model_kind`), so a new model that samples from a latent exports
+with no adapter of its own:
 
+- `LatentModelAdapter`: any model of kind ``latent`` / ``coded``: its `decode_latent` and `latent_spec`.
 - `GANAdapter` (`keras_gen.models.GAN`, or a bare generator network): the generator.
 - `VAEAdapter` (`keras_gen.models.VAE`): the decoder, plus the encoder for ``encode`` / ``reconstruct``.
 - `VQVAEAdapter` (`keras_gen.models.VQVAE`): encoder, codebook, decoder, and the PixelCNN prior for sampling.
@@ -23,12 +26,16 @@ endpoint             inputs                                         outputs
 ``sample_uint8``     same                                           ``images`` uint8, ``z``
 ===================  =============================================  ==========================================
 
-``sample`` draws ``z = keras_gen.rng.normal((n, *D), seed=[seed, 0])`` (``rng.uniform`` for the PixelCNN
-models, whose latent is Gumbel-max noise), the draw `GenerativeModel.generate(n, seed=seed)` makes, so it
-reproduces ``model.generate(n, labels, seed)`` exactly. A conditional model's ``sample`` takes one label per
+The latent's inputs come from the model's `keras_gen.latent_spec.LatentSpec`: one input per latent part, named
+after it (``z`` for the one-part latent of most models; InfoGAN-style models add their codes, int32 for a
+categorical part). ``sample`` draws the parts with `LatentSpec.sample` (``z = keras_gen.rng.normal((n, *D),
+seed=[seed, 0])`` for a standard normal ``z``, ``rng.uniform`` for the PixelCNN models, whose latent is Gumbel-max
+noise), the draw `GenerativeModel.generate(n, seed=seed)` makes, so it reproduces ``model.generate(n, labels,
+seed)`` exactly, and returns every part beside the samples. A conditional model's ``sample`` takes one label per
 sample (the default of `generate`, ``arange(n) % K``, is the caller's to send; `keras_gen.export.load` does it).
-It holds stateless random ops, which TFLite cannot convert and ONNX Runtime refuses (``STACK.md``), so it is a
-SavedModel-only endpoint: mobile and ONNX callers draw ``z`` themselves and call ``generate``.
+It holds stateless random ops, which TFLite cannot convert and ONNX Runtime refuses (``docs/export.md``), so it is a
+SavedModel-only endpoint: mobile and ONNX callers draw the parts themselves, by the spec recorded in
+``manifest.json`` (`keras_gen.export.load` and the server do), and call ``generate``.
 
 The uint8 endpoints map the range ``[low, high]`` to pixels as `keras_gen.images.to_uint8` does:
 ``clip(round((x - low) / (high - low) * 255), 0, 255)``. Models whose samples are not images (the 2-D point
@@ -49,6 +56,7 @@ __all__ = [
     "Endpoint",
     "ModelAdapter",
     "GANAdapter",
+    "LatentModelAdapter",
     "VAEAdapter",
     "VQVAEAdapter",
     "PixelCNNAdapter",
@@ -117,42 +125,70 @@ def _check_built(network, role):
 class ModelAdapter:
     """Base class: the metadata and endpoints shared by every generative model with a latent prior.
 
-    Subclasses set the attributes below in ``__init__`` and implement `decode` (``z[, label] -> samples`` as a
-    float32 tensor, inference mode); they may add endpoints in `extra_endpoints`.
+    Subclasses call ``__init__`` with the model's description and implement `decode` (``z[, label] -> samples`` as
+    a float32 tensor, inference mode, ``z`` as the network takes it); they may add endpoints in `extra_endpoints`.
 
     Attributes:
-        kind: ``"gan"``, ``"vae"``, ...
-        prior: ``"normal"`` (`keras_gen.rng.normal`, the default of `GenerativeModel.sample_latent`) or
-            ``"uniform"`` (`keras_gen.rng.uniform`: the Gumbel-max noise of PixelCNN sampling).
+        family: ``"gan"``, ``"vae"``, ... (which adapter wrote the export).
+        kind: the model's kind (`keras_gen.model_kind.KINDS`), and ``operations`` what it offers.
         model_class: the Python class name of what was exported.
         networks: ``{role: keras.Model or layer}`` of the networks the endpoints use (their weights are exported).
-        latent_shape: shape of one latent, e.g. ``(100,)``; None for a model that cannot sample (a VQ-VAE without
-            a prior), which then has no ``generate`` / ``sample`` endpoints.
+        latent_spec: the model's `keras_gen.latent_spec.LatentSpec`: the parts ``generate`` takes and ``sample``
+            draws, and the label; no parts for a model that cannot sample (a VQ-VAE without a prior), which then
+            has no ``generate`` / ``sample`` endpoints.
+        latent_shape: the network input's shape of one latent, e.g. ``(100,)`` (None without parts).
         num_classes: classes of a conditional model, or None.
         sample_shape: shape of one sample, e.g. ``(28, 28, 1)``.
         value_range: ``(low, high)`` of the samples.
     """
 
-    kind = "generic"
-    prior = "normal"
+    family = "generic"
     onnx_generate = True
     """Whether ``generate`` converts to ONNX (tf2onnx 1.17 writes an invalid graph for the PixelCNN loop)."""
     quantize_generate = True
     """Whether ``generate`` goes into the fp16 / int8 TFLite files (not when it samples by argmax)."""
 
-    def __init__(self, model_class, networks, latent_shape, num_classes, sample_shape, value_range=(-1.0, 1.0)):
+    def __init__(self, model_class, networks, latent_spec, sample_shape, value_range=(-1.0, 1.0), kind="latent",
+                 operations=None):
+        from keras_gen import model_kind
+        from keras_gen.latent_spec import LatentSpec
+
         self.model_class = model_class
         self.networks = dict(networks)
         for role, net in self.networks.items():
             _check_built(net, role)
-        self.latent_shape = None if latent_shape is None else tuple(int(s) for s in latent_shape)
-        self.num_classes = None if num_classes is None else int(num_classes)
+        self.latent_spec = LatentSpec.from_dict(latent_spec)
+        if kind not in model_kind.KINDS:
+            raise ValueError(f"Unknown model kind {kind!r}. Valid: {', '.join(model_kind.KINDS)}.")
+        self.kind = kind
+        self.operations = frozenset(model_kind.KINDS[kind].operations if operations is None else operations)
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.value_range = (float(value_range[0]), float(value_range[1]))
         if not self.value_range[0] < self.value_range[1]:
             raise ValueError(f"`value_range` must be (low, high) with low < high, got {value_range!r}.")
 
+    @classmethod
+    def describing(cls, model, networks):
+        """The keyword arguments of `__init__` that describe a keras-gen ``model`` (its spec, kind, operations)."""
+        return dict(
+            model_class=type(model).__name__,
+            networks=networks,
+            latent_spec=model.latent_spec,
+            sample_shape=model.sample_shape,
+            value_range=getattr(model, "value_range", (-1.0, 1.0)),
+            kind=model.kind,
+            operations=model.operations,
+        )
+
     # ---------------------------------------------------------------- metadata
+    @property
+    def latent_shape(self):
+        return self.latent_spec.network_shape
+
+    @property
+    def num_classes(self):
+        return self.latent_spec.num_classes
+
     @property
     def is_image(self):
         """Samples are images ``(H, W, C)`` (then uint8 endpoints exist and the output is named ``images``)."""
@@ -167,12 +203,15 @@ class ModelAdapter:
         return self.num_classes is not None
 
     def describe(self):
-        """The model part of the manifest."""
+        """The model part of the manifest: ``latent`` is the `LatentSpec` (`LatentSpec.to_dict`); ``latent_shape``
+        and ``latent_dim`` are the network input's, kept for readers of older manifests."""
         return {
             "kind": self.kind,
+            "operations": sorted(self.operations),
+            "family": self.family,
             "class": self.model_class,
             "networks": sorted(self.networks),
-            "prior": self.prior,
+            "latent": self.latent_spec.to_dict(),
             "latent_shape": None if self.latent_shape is None else list(self.latent_shape),
             "latent_dim": self.latent_shape[0] if self.latent_shape and len(self.latent_shape) == 1 else None,
             "num_classes": self.num_classes,
@@ -190,13 +229,6 @@ class ModelAdapter:
         """Kind-specific endpoints (after the common ones)."""
         return []
 
-    def draw_latent(self, shape, seed):
-        """Latents from the prior with `keras_gen.rng` (``seed``: an int or an int64 ``[2]`` tensor), exactly as
-        the model's `sample_latent` draws them."""
-        from keras_gen import rng
-
-        return (rng.uniform if self.prior == "uniform" else rng.normal)(shape, seed)
-
     # ---------------------------------------------------------------- specs
     def _specs(self, first):
         import tensorflow as tf
@@ -207,9 +239,8 @@ class ModelAdapter:
         return tuple(specs)
 
     def z_specs(self):
-        import tensorflow as tf
-
-        return self._specs(tf.TensorSpec((None,) + self.latent_shape, tf.float32, name="z"))
+        """The inputs of ``generate``: one per latent part (`LatentSpec.tensor_specs`), then the label."""
+        return self.latent_spec.tensor_specs()
 
     def image_specs(self):
         import tensorflow as tf
@@ -244,6 +275,29 @@ class ModelAdapter:
         with tf.control_dependencies(checks):
             return tf.identity(label)
 
+    def check_parts(self, parts):
+        """In-graph checks of given latent parts (SavedModel endpoints): classes of categorical parts in range and
+        every part with the first one's batch size. Returns the parts with the checks as control dependencies."""
+        import tensorflow as tf
+
+        if self.latent_spec.single:
+            return parts
+        first = next(iter(parts.values()))
+        checked = {}
+        for part in self.latent_spec.parts:
+            value = parts[part.name]
+            checks = [tf.debugging.assert_equal(tf.shape(value)[0], tf.shape(first)[0],
+                                                message=f"latent parts need one batch size ({part.name})")]
+            if part.categorical:
+                k = part.params["num_classes"]
+                checks += [
+                    tf.debugging.assert_non_negative(value, message=f"{part.name} classes must be >= 0"),
+                    tf.debugging.assert_less(value, tf.constant(k, tf.int32), message=f"{part.name} classes must be < {k}"),
+                ]
+            with tf.control_dependencies(checks):
+                checked[part.name] = tf.identity(value)
+        return checked
+
     # ---------------------------------------------------------------- endpoints
     def endpoints(self):
         """All endpoints, in order; the first one is also the SavedModel's ``serving_default``."""
@@ -252,24 +306,24 @@ class ModelAdapter:
     def common_endpoints(self):
         import tensorflow as tf
 
-        if self.latent_shape is None:
+        spec = self.latent_spec
+        if not spec.parts:
             return []
         out = self.output_name
         value_range = self.value_range
+        names = spec.names
 
         def generate_builder(uint8):
             def build(checked):
-                def images(z, label):
-                    x = self.decode(z, label)  # (B, *sample_shape)
-                    return {out: uint8_pixels(x, value_range) if uint8 else x}
-
-                if not self.conditional:
-                    return lambda z: images(z, None)
-
-                def fn(z, label):
+                def fn(*args):  # the parts in order, then the label of a conditional model
+                    parts = dict(zip(names, args))
+                    label = args[len(names)] if self.conditional else None
                     if checked:
-                        label = self.check_label(label, tf.shape(z)[0])
-                    return images(z, label)
+                        parts = self.check_parts(parts)
+                    if checked and label is not None:
+                        label = self.check_label(label, tf.shape(args[0])[0])
+                    x = self.decode(spec.network_input(parts), label)  # (B, *sample_shape)
+                    return {out: uint8_pixels(x, value_range) if uint8 else x}
 
                 return fn
 
@@ -284,9 +338,9 @@ class ModelAdapter:
                         if label is not None:
                             label = self.check_label(label, n)
                     seed_pair = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-                    z = self.draw_latent((n,) + self.latent_shape, seed_pair)  # (n, *latent_shape), as sample_latent
-                    x = self.decode(z, label)
-                    return {out: uint8_pixels(x, value_range) if uint8 else x, "z": z}
+                    parts = spec.sample(n, seed_pair)  # {name: (n, *shape)}, as the model's sample_latent draws
+                    x = self.decode(spec.network_input(parts), label)
+                    return {out: uint8_pixels(x, value_range) if uint8 else x, **parts}
 
                 if not self.conditional:
                     return lambda n, seed: draw(n, seed, None)
@@ -295,6 +349,7 @@ class ModelAdapter:
             return build
 
         flags = {"onnx": self.onnx_generate, "fp16": self.quantize_generate}
+        sampled = (out,) + names
         endpoints = [
             Endpoint("generate", self.z_specs(), (out,), generate_builder(False), int8=self.quantize_generate, **flags)
         ]
@@ -302,10 +357,10 @@ class ModelAdapter:
             endpoints.append(
                 Endpoint("generate_uint8", self.z_specs(), (out,), generate_builder(True), uint8=True, **flags)
             )
-        endpoints.append(Endpoint("sample", self.sample_specs(), (out, "z"), sample_builder(False), random=True))
+        endpoints.append(Endpoint("sample", self.sample_specs(), sampled, sample_builder(False), random=True))
         if self.is_image:
             endpoints.append(
-                Endpoint("sample_uint8", self.sample_specs(), (out, "z"), sample_builder(True), random=True, uint8=True)
+                Endpoint("sample_uint8", self.sample_specs(), sampled, sample_builder(True), random=True, uint8=True)
             )
         return endpoints
 
@@ -315,15 +370,14 @@ class ModelAdapter:
 
     # ---------------------------------------------------------------- inputs for parity checks
     def example_inputs(self, endpoint, batch, seed):
-        """NumPy inputs of ``endpoint`` for a batch of ``batch``: normal ``z``, random labels, images uniform in
-        the value range; ``n = batch`` and a seed for ``sample``."""
+        """NumPy inputs of ``endpoint`` for a batch of ``batch``: latent parts from their distributions, random
+        labels, images uniform in the value range; ``n = batch`` and a seed for ``sample``."""
         generator = np.random.default_rng(seed)
         inputs = {}
+        parts = {part.name: part for part in self.latent_spec.parts}
         for spec in endpoint.inputs:
-            if spec.name == "z" and self.prior == "uniform":
-                inputs["z"] = generator.uniform(1e-6, 1.0 - 1e-6, (batch,) + self.latent_shape).astype("float32")
-            elif spec.name == "z":
-                inputs["z"] = generator.standard_normal((batch,) + self.latent_shape).astype("float32")
+            if spec.name in parts:
+                inputs[spec.name] = parts[spec.name].example(batch, generator)
             elif spec.name == "codes":
                 shape = (batch,) + tuple(spec.shape[1:])
                 inputs["codes"] = generator.integers(0, self.num_codes, size=shape).astype("int32")
@@ -346,8 +400,9 @@ class ModelAdapter:
         batches = []
         for i in range((count + batch - 1) // batch):
             item = self.example_inputs(endpoint, batch, seed + i)
-            if "z" in item:
-                item["z"] = np.asarray(self.draw_latent((batch,) + self.latent_shape, seed + i), dtype="float32")
+            if set(self.latent_spec.names) & set(item):
+                drawn = self.latent_spec.sample(batch, seed + i)
+                item.update({name: np.asarray(value) for name, value in drawn.items() if name in item})
             if "label" in item:
                 item["label"] = ((np.arange(batch) + i * batch) % self.num_classes).astype("int32")
             batches.append(item)
@@ -362,11 +417,17 @@ class GANAdapter(ModelAdapter):
         num_classes: classes of a conditional generator (its second input is ``label``).
         value_range: range of the generated images.
         model_class: name recorded in the manifest.
+        latent_spec: the `LatentSpec` of ``z`` (default: one standard normal part of the generator's input shape,
+            and the label when ``num_classes`` is set).
+        kind, operations: the model's (default: a ``"latent"`` model that samples).
     """
 
-    kind = "gan"
+    family = "gan"
 
-    def __init__(self, generator, num_classes=None, value_range=(-1.0, 1.0), model_class=None):
+    def __init__(self, generator, num_classes=None, value_range=(-1.0, 1.0), model_class=None, latent_spec=None,
+                 kind="latent", operations=None):
+        from keras_gen.latent_spec import Condition, LatentSpec
+
         _check_built(generator, "generator")
         expected = 1 if num_classes is None else 2
         if len(generator.inputs) != expected:
@@ -376,14 +437,18 @@ class GANAdapter(ModelAdapter):
             )
         if len(generator.outputs) != 1:
             raise ValueError(f"The generator must have one output, it has {len(generator.outputs)}.")
+        if latent_spec is None:
+            label = () if num_classes is None else (Condition("label", "label", num_classes=num_classes),)
+            latent_spec = LatentSpec.normal(tuple(generator.inputs[0].shape[1:]), conditions=label)
         self.generator = generator
         super().__init__(
             model_class or type(generator).__name__,
             {"generator": generator},
-            latent_shape=generator.inputs[0].shape[1:],
-            num_classes=num_classes,
+            latent_spec=latent_spec,
             sample_shape=generator.outputs[0].shape[1:],
             value_range=value_range,
+            kind=kind,
+            operations=operations,
         )
 
     @classmethod
@@ -393,6 +458,9 @@ class GANAdapter(ModelAdapter):
             num_classes=model.num_classes,
             value_range=getattr(model, "value_range", (-1.0, 1.0)),
             model_class=type(model).__name__,
+            latent_spec=model.latent_spec,
+            kind=model.kind,
+            operations=model.operations,
         )
 
     def decode(self, z, label):
@@ -402,20 +470,21 @@ class GANAdapter(ModelAdapter):
         return tf.cast(self.generator(inputs, training=False), tf.float32)
 
 
-class _ModelWrapperAdapter(ModelAdapter):
-    """An adapter over a keras-gen model that exposes ``decode_latent``, ``latent_shape``, ``num_classes`` and
-    ``sample_shape``: ``decode`` is the model's own `decode_latent`, in float32."""
+class LatentModelAdapter(ModelAdapter):
+    """Any keras-gen model that samples from a latent (`GenerativeModel`): ``decode`` is the model's own
+    `decode_latent`, in float32, and the endpoints are the common ones, from its `latent_spec`. The adapter of a
+    model kind that no family adapter specializes, so a new model exports without writing one.
 
-    def __init__(self, model, networks, latent_shape):
+    Args:
+        model: the model.
+        networks: ``{role: network}`` whose weights the endpoints use (default: the whole model).
+    """
+
+    family = "latent"
+
+    def __init__(self, model, networks=None):
         self.model = model
-        super().__init__(
-            type(model).__name__,
-            networks,
-            latent_shape=latent_shape,
-            num_classes=model.num_classes,
-            sample_shape=model.sample_shape,
-            value_range=getattr(model, "value_range", (-1.0, 1.0)),
-        )
+        super().__init__(**self.describing(model, networks if networks is not None else {"model": model}))
 
     @classmethod
     def from_model(cls, model):
@@ -427,7 +496,7 @@ class _ModelWrapperAdapter(ModelAdapter):
         return tf.cast(self.model.decode_latent(z, label), tf.float32)
 
 
-class VAEAdapter(_ModelWrapperAdapter):
+class VAEAdapter(LatentModelAdapter):
     """A VAE's decoder (``generate``, ``sample``, alias ``decode``) and encoder (``encode``, ``reconstruct``).
 
     The functions are the model's own tensor functions, `VAE.decode_latent` (decoder, then the likelihood's
@@ -435,10 +504,10 @@ class VAEAdapter(_ModelWrapperAdapter):
     variance), so the exported graphs hold the two networks and those few ops, nothing of training.
     """
 
-    kind = "vae"
+    family = "vae"
 
     def __init__(self, model):
-        super().__init__(model, {"decoder": model.decoder, "encoder": model.encoder}, model.latent_shape)
+        super().__init__(model, {"decoder": model.decoder, "encoder": model.encoder})
 
     def aliases(self):
         return {"decode": "generate"}
@@ -488,7 +557,7 @@ class VAEAdapter(_ModelWrapperAdapter):
         return endpoints
 
 
-class VQVAEAdapter(_ModelWrapperAdapter):
+class VQVAEAdapter(LatentModelAdapter):
     """A VQ-VAE: encoder, codebook and decoder, plus its PixelCNN prior for ``generate`` / ``sample``.
 
     Endpoints besides the common ones (which exist only with a prior; their ``z`` is the prior's uniform
@@ -504,8 +573,7 @@ class VQVAEAdapter(_ModelWrapperAdapter):
     ONNX files hold the autoencoder endpoints only; sample through the SavedModel or TFLite.
     """
 
-    kind = "vqvae"
-    prior = "uniform"
+    family = "vqvae"
     onnx_generate = False
     quantize_generate = False
 
@@ -515,7 +583,7 @@ class VQVAEAdapter(_ModelWrapperAdapter):
             networks["prior"] = model.prior.network
         self.code_shape = tuple(int(s) for s in model.code_shape[:2])
         self.num_codes = int(model.num_codes)
-        super().__init__(model, networks, None if model.prior is None else model.latent_shape)
+        super().__init__(model, networks)
 
     def describe(self):
         info = super().describe()
@@ -595,21 +663,24 @@ class VQVAEAdapter(_ModelWrapperAdapter):
         ]
 
 
-class PixelCNNAdapter(_ModelWrapperAdapter):
+class PixelCNNAdapter(LatentModelAdapter):
     """A PixelCNN: ``generate`` runs its compiled sampling loop on given Gumbel-max noise ``z`` ``(B, H, W, L)``
     (uniform, as `PixelCNN.sample_latent` draws it) and maps the levels to images. SavedModel and TFLite only:
     tf2onnx 1.17 cannot convert the loop, and the argmax of the loop does not survive int8 quantization."""
 
-    kind = "pixelcnn"
-    prior = "uniform"
+    family = "pixelcnn"
     onnx_generate = False
     quantize_generate = False
 
     def __init__(self, model):
-        super().__init__(model, {"pixel_cnn": model.network}, model.latent_shape)
+        super().__init__(model, {"pixel_cnn": model.network})
 
 
 _ADAPTERS = {"GAN": GANAdapter, "VAE": VAEAdapter, "VQVAE": VQVAEAdapter, "PixelCNN": PixelCNNAdapter}
+"""Family adapters, by model class name (looked up along the class's MRO): models with endpoints of their own."""
+
+_KIND_ADAPTERS = {"latent": LatentModelAdapter, "coded": LatentModelAdapter}
+"""The adapter of a model of each kind (`keras_gen.model_kind.KINDS`) that no family adapter specializes."""
 
 
 def register_adapter(model_class_name, adapter_class):
@@ -645,9 +716,13 @@ def get_adapter(model, num_classes=None):
     from keras_gen.models.base import GenerativeModel
 
     if isinstance(model, GenerativeModel):
-        raise ValueError(
-            f"No exporter knows {type(model).__name__} models yet (known: {', '.join(sorted(_ADAPTERS))}); "
-            "write a ModelAdapter for it and `register_adapter` it."
-        )
+        adapter = _KIND_ADAPTERS.get(model.kind)
+        if adapter is None:
+            raise ValueError(
+                f"No exporter knows {model.kind!r} models such as {type(model).__name__} yet (families: "
+                f"{', '.join(sorted(_ADAPTERS))}; kinds: {', '.join(sorted(_KIND_ADAPTERS))}); write a ModelAdapter "
+                "for it and `register_adapter` it."
+            )
+        return adapter.from_model(model)
     # A bare network: treat it as a generator.
     return GANAdapter(model, num_classes=num_classes)

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from keras_gen import model_kind
 from keras_gen.export import manifest as manifest_lib
 
 __all__ = ["Sampler", "load"]
@@ -23,18 +24,23 @@ class Sampler:
     """Samples from an exported artifact through a runner (`SavedModelRunner`, `SessionRunner`, `TFLiteRunner`,
     `ONNXRunner`).
 
-    The SavedModel runs its own ``sample`` signature (the latents are drawn in the graph); TFLite and ONNX,
-    which cannot hold the random draw, get ``z = keras_gen.rng.normal((n, *latent_shape), seed)`` drawn here, the
-    same numbers. Either way ``sample(n, seed, labels)`` equals ``model.generate(n, labels, seed)`` up to the
-    artifact's precision.
+    The SavedModel runs its own ``sample`` signature (the latent parts are drawn in the graph); TFLite and ONNX,
+    which cannot hold the random draw, get the parts drawn here by the model's `keras_gen.latent_spec.LatentSpec`
+    as ``manifest.json`` records it (``z = keras_gen.rng.normal((n, *latent_shape), seed)`` for the one-part
+    normal latent of most models), the same numbers. Either way ``sample(n, seed, labels)`` equals
+    ``model.generate(n, labels, seed)`` up to the artifact's precision.
 
     Attributes:
         format: ``"savedmodel"``, ``"tflite"`` or ``"onnx"``.
         precision: ``"fp32"``, ``"fp16"``, ``"int8"`` or ``"dynamic_int8"``.
         path: the artifact's path.
         manifest: the export's manifest dict (None for a bare artifact without one).
-        latent_shape, num_classes, sample_shape, value_range, kind: the model's, from the manifest (inferred from
-            the ``generate`` signature when there is none).
+        latent_spec: the model's `LatentSpec`, from the manifest (older manifests: their ``prior`` and
+            ``latent_shape``; a bare artifact: a standard normal ``z`` of the ``generate`` signature's shape).
+        kind, operations: the model's kind and what it offers (`keras_gen.model_kind`), from the manifest, or
+            read off the endpoints.
+        latent_shape, num_classes, sample_shape, value_range: the model's, from the manifest (inferred from the
+            ``generate`` signature when there is none).
         endpoints: the artifact's endpoint (signature) names.
     """
 
@@ -49,24 +55,26 @@ class Sampler:
         if "generate" in self.endpoints:
             signature = runner.signature("generate")
             self.conditional = "label" in signature["inputs"]
-            latent_shape = signature["inputs"]["z"]["shape"][1:]
             output = next(iter(signature["outputs"]))
             sample_shape = signature["outputs"][output]["shape"][1:]
         elif model:  # e.g. the ONNX files of a VQ-VAE: the autoencoder without the prior's sampling loop
             self.conditional = model.get("num_classes") is not None
-            latent_shape, output, sample_shape = model.get("latent_shape"), model.get("output"), model["sample_shape"]
+            output, sample_shape = model.get("output"), model["sample_shape"]
         else:
             raise ValueError(
                 f"{self.path} has no `generate` endpoint and no manifest.json (it has {self.endpoints}): not a "
                 "keras-gen export."
             )
-        self.latent_shape = None if latent_shape is None else tuple(model.get("latent_shape") or latent_shape)
         self.num_classes = model.get("num_classes")
+        generate_inputs = runner.signature("generate")["inputs"] if "generate" in self.endpoints else None
+        self.latent_spec = manifest_lib.latent_spec(model, generate_inputs)
+        self.latent_shape = self.latent_spec.network_shape
         self.output_name = model.get("output") or output
         self.sample_shape = tuple(model.get("sample_shape") or sample_shape)
         self.value_range = tuple(model.get("value_range") or (-1.0, 1.0))
-        self.kind = model.get("kind")
-        self.prior = model.get("prior", "normal")
+        self.kind = model.get("kind") if model.get("kind") in model_kind.KINDS else "latent"
+        self.operations = frozenset(model["operations"]) if "operations" in model else _operations(self.endpoints)
+        self.model_class = model.get("class")
 
     # ------------------------------------------------------------------ plumbing
     def __repr__(self):
@@ -138,21 +146,20 @@ class Sampler:
 
     # ------------------------------------------------------------------ sampling
     def latents(self, n, seed):
-        """The ``n`` latents ``sample(n, seed)`` decodes: ``keras_gen.rng.normal((n, *latent_shape), seed)``
-        (``rng.uniform`` for the uniform prior of PixelCNN sampling), as the model's `sample_latent`."""
-        from keras_gen import rng
+        """The ``n`` latents ``sample(n, seed)`` decodes: ``{part name: NumPy (n, *shape)}`` drawn by `latent_spec`
+        (``z = keras_gen.rng.normal((n, *latent_shape), seed)`` for a standard normal ``z``), as the model's
+        `sample_latent` draws them."""
         from keras_gen.models.base import check_count
 
         n = check_count(n)
         self._require("generate")
-        draw = rng.uniform if self.prior == "uniform" else rng.normal
-        return np.asarray(draw((n,) + self.latent_shape, int(seed)), dtype="float32")
+        return {name: np.asarray(value) for name, value in self.latent_spec.sample(n, int(seed)).items()}
 
     def generate(self, z, labels=None, uint8=False, batch_size=256):
         """Samples from given latents.
 
         Args:
-            z: ``(n, *latent_shape)`` floats.
+            z: ``(n, *latent_shape)`` floats for a one-part latent, or ``{part name: (n, *shape)}`` (`latents`).
             labels: for a conditional model: an int or ``n`` ints (default ``arange(n) % num_classes``).
             uint8: return uint8 pixels instead of floats in the value range.
             batch_size: samples per artifact call.
@@ -161,11 +168,9 @@ class Sampler:
             NumPy ``(n, *sample_shape)``, float32 (or uint8).
         """
         self._require("generate")
-        z = np.asarray(z, dtype="float32")
-        if z.ndim != len(self.latent_shape) + 1 or tuple(z.shape[1:]) != self.latent_shape or not len(z):
-            raise ValueError(f"`z` must have shape (n, {', '.join(map(str, self.latent_shape))}), got {z.shape}.")
-        inputs = {"z": z}
-        labels = self.check_labels(labels, len(z))
+        inputs = self.latent_spec.check(z)  # {part: array}, one batch size; errors name the part
+        n = len(next(iter(inputs.values())))
+        labels = self.check_labels(labels, n)
         if labels is not None:
             inputs["label"] = labels
         return self._images("generate", inputs, uint8, batch_size)
@@ -210,7 +215,7 @@ class Sampler:
                 f"This {self.format} artifact has no `{endpoint}` endpoint{why}; it has {', '.join(self.endpoints)}."
             )
 
-    def _image_inputs(self, images, labels):
+    def _image_inputs(self, endpoint, images, labels):
         images = np.asarray(images, dtype="float32")
         if images.ndim == len(self.sample_shape):
             images = images[None]
@@ -218,7 +223,7 @@ class Sampler:
             shape = ", ".join(map(str, self.sample_shape))
             raise ValueError(f"Expected images of shape (n, {shape}), got {images.shape}.")
         inputs = {"images": images}
-        if self.kind == "vqvae":  # the labels condition the prior only
+        if "label" not in self.runner.signature(endpoint)["inputs"]:  # e.g. a VQ-VAE's: its labels condition the prior
             return inputs
         if self.conditional and labels is None:
             raise ValueError("This model is conditional: pass the images' `labels`.")
@@ -231,7 +236,7 @@ class Sampler:
         """A VAE's posterior ``(z_mean, z_log_var)``, NumPy ``(n, latent_dim)`` each; a VQ-VAE's code maps, NumPy
         int32 ``(n, h, w)``."""
         self._require("encode")
-        out = self._batched("encode", self._image_inputs(images, labels), batch_size)
+        out = self._batched("encode", self._image_inputs("encode", images, labels), batch_size)
         if "codes" in out:
             return out["codes"]
         return out["z_mean"], out["z_log_var"]
@@ -247,7 +252,14 @@ class Sampler:
     def reconstruct(self, images, labels=None, uint8=False, batch_size=256):
         """An autoencoder's reconstructions (the decoded posterior mean), NumPy ``(n, *sample_shape)``."""
         self._require("reconstruct")
-        return self._images("reconstruct", self._image_inputs(images, labels), uint8, batch_size, "reconstructions")
+        return self._images("reconstruct", self._image_inputs("reconstruct", images, labels), uint8, batch_size,
+                            "reconstructions")
+
+
+def _operations(endpoints):
+    """What an artifact without a recorded ``operations`` offers, read off its endpoints."""
+    offered = {"sample"} if "generate" in endpoints or "sample" in endpoints else set()
+    return frozenset(offered | {name for name in ("encode", "reconstruct") if name in endpoints})
 
 
 def _latest_version(model_dir):

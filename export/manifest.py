@@ -3,13 +3,17 @@
 Example (abridged)::
 
     {
-      "manifest_version": 1,
+      "manifest_version": 2,
       "name": "dcgan", "version": 1, "created": "2025-01-01T12:00:00Z",
       "versions": {"keras_gen": "0.1.0", "tensorflow": "2.21.0", "keras": "3.15.1"},
-      "model": {"kind": "gan", "class": "GAN", "networks": ["generator"], "prior": "normal", "latent_shape": [100],
-                "latent_dim": 100, "num_classes": null, "sample_shape": [28, 28, 1], "value_range": [-1.0, 1.0],
-                "output": "images"},
-      "sampling": {"z": "...", "default_labels": "...", "uint8": "..."},
+      "model": {"kind": "latent", "operations": ["latent_space", "sample"], "family": "gan", "class": "GAN",
+                "networks": ["generator"],
+                "latent": {"parts": [{"name": "z", "shape": [100], "distribution": "normal", "loc": 0.0,
+                                      "scale": 1.0}],
+                           "conditions": []},
+                "latent_shape": [100], "latent_dim": 100, "num_classes": null, "sample_shape": [28, 28, 1],
+                "value_range": [-1.0, 1.0], "output": "images"},
+      "sampling": {"latent": "...", "default_labels": "...", "uint8": "..."},
       "source": {"run_dir": "...", "preset": "dcgan", "dataset": "mnist"},
       "artifacts": [
         {"format": "savedmodel", "precision": "fp32", "path": ".", "size_bytes": 3100000,
@@ -34,14 +38,15 @@ import json
 import os
 
 __all__ = ["MANIFEST_FILE", "MANIFEST_VERSION", "build_manifest", "write_manifest", "read_manifest", "find_manifest",
-           "file_sizes"]
+           "file_sizes", "latent_spec"]
 
 MANIFEST_FILE = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 SAMPLING = {
-    "z": "keras_gen.rng.normal((n, *latent_shape), seed=[seed, 0]): the draw of model.generate(n, seed=seed) and "
-    "of the SavedModel's `sample` signature",
+    "latent": "model.latent, a keras_gen.latent_spec.LatentSpec: part i drawn with seed [seed, i] from its "
+    "distribution by keras_gen.rng (a standard normal z: keras_gen.rng.normal((n, *shape), seed=[seed, 0])), the draw "
+    "of model.generate(n, seed=seed) and of the SavedModel's `sample` signature",
     "default_labels": "arange(n) % num_classes",
     "uint8": "clip(round((x - low) / (high - low) * 255), 0, 255) with (low, high) = value_range",
 }
@@ -79,6 +84,31 @@ def build_manifest(adapter, name, version, artifacts, source=None):
         "source": source,
         "artifacts": list(artifacts),
     }
+
+
+def latent_spec(model, generate_inputs=None):
+    """The `keras_gen.latent_spec.LatentSpec` of an export, from its manifest's ``model`` dict.
+
+    A manifest written with one holds ``latent`` (`LatentSpec.to_dict`). One written before has ``prior``
+    (``"normal"`` or ``"uniform"``) and ``latent_shape``; an artifact with no manifest (``model = {}``) is read as
+    a standard normal ``z`` of the shape its ``generate`` signature takes (``generate_inputs``: ``{name: {"dtype",
+    "shape"}}``, as the runners describe a signature).
+    """
+    from keras_gen.latent_spec import Condition, LatentSpec
+
+    model = model or {}
+    if model.get("latent") is not None:
+        return LatentSpec.from_dict(model["latent"])
+    num_classes = model.get("num_classes")
+    label = () if num_classes is None else (Condition("label", "label", num_classes=num_classes),)
+    shape = model.get("latent_shape")
+    if shape is None and generate_inputs and "z" in generate_inputs:
+        shape = generate_inputs["z"]["shape"][1:]
+    if shape is None:
+        return LatentSpec((), label)
+    if model.get("prior") == "uniform":
+        return LatentSpec.uniform(tuple(shape), conditions=label)
+    return LatentSpec.normal(tuple(shape), conditions=label)
 
 
 def write_manifest(directory, manifest):

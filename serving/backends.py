@@ -7,8 +7,9 @@ Two backends read the export layout of `keras_gen.export` (``BASE/NAME/VERSION/`
   answers with the ``SignatureDef`` s stored in ``saved_model.pb``, as TF Serving does.
 - ``onnx``: the export's ``onnx/<endpoint>.onnx`` files through ONNX Runtime, one signature per file, plus
   ``serving_default`` (the export's alias of ``generate``) and ``sample`` / ``sample_uint8``, which ONNX files
-  cannot hold (stateless random ops, see ``STACK.md``). Here they are computed the way `keras_gen.export.load`
-  does: ``z = keras_gen.rng.normal((n, *latent_shape), seed=[seed, 0])`` drawn with TensorFlow, then the
+  cannot hold (stateless random ops, see ``docs/export.md``). Here they are computed the way `keras_gen.export.load`
+  does: the latent's parts drawn by the `keras_gen.latent_spec.LatentSpec` that ``manifest.json`` records
+  (``z = keras_gen.rng.normal((n, *latent_shape), seed=[seed, 0])`` for a standard normal ``z``), then the
   ``generate`` / ``generate_uint8`` ONNX graph. The answer equals the SavedModel's ``sample`` (and
   ``model.generate(n, labels, seed)``) up to float rounding.
 
@@ -85,6 +86,8 @@ class Servable:
         manifest: the export's ``manifest.json`` (None without one).
         signatures: ``{signature name: Signature}``.
         num_classes: classes of a conditional model (from the manifest; None if unknown or unconditional).
+        latent_spec: the model's `keras_gen.latent_spec.LatentSpec` (from the manifest; see
+            `keras_gen.export.manifest.latent_spec`): the parts ``generate`` takes, what ``sample`` draws.
     """
 
     backend = None
@@ -95,8 +98,11 @@ class Servable:
         self.path = path
         self.manifest = manifest
         self.signatures = {}
+        from keras_gen.export.manifest import latent_spec
+
         model = (manifest or {}).get("model") or {}
         self.num_classes = model.get("num_classes")
+        self.latent_spec = latent_spec(model)
         self.batchers = {}
         self._batcher_lock = threading.Lock()
 
@@ -236,18 +242,20 @@ class ONNXServable(Servable):
         for alias, target in _aliases(manifest).items():
             if target in endpoints and alias not in endpoints:
                 self.signatures[alias] = dataclasses.replace(endpoints[target], name=alias, target=target)
-        model = (manifest or {}).get("model") or {}
+        from keras_gen.export.manifest import latent_spec
+
+        generate_inputs = self.runner.signature("generate")["inputs"] if "generate" in endpoints else None
+        self.latent_spec = latent_spec((manifest or {}).get("model"), generate_inputs)
         for key, source in (("sample", "generate"), ("sample_uint8", "generate_uint8")):
             if source not in endpoints or key in self.signatures:
                 continue
             generate = endpoints[source]
-            z = generate.inputs["z"]
-            self.latent_shape = tuple(model.get("latent_shape") or z.shape[1:])
             inputs = {"n": TensorSpec(np.dtype("int32"), ()), "seed": TensorSpec(np.dtype("int64"), ())}
             if "label" in generate.inputs:
                 inputs["label"] = generate.inputs["label"]
             outputs = dict(generate.outputs)
-            outputs["z"] = TensorSpec(np.dtype("float32"), (None,) + self.latent_shape)
+            for part in self.latent_spec.parts:  # `sample` returns the parts it drew, as the SavedModel's does
+                outputs[part.name] = TensorSpec(np.dtype(part.dtype), (None,) + part.shape)
             self.signatures[key] = Signature(key, inputs, outputs, target=key)
         self._sources = {"sample": "generate", "sample_uint8": "generate_uint8"}
         self._signature_defs = None
@@ -259,15 +267,13 @@ class ONNXServable(Servable):
         return self.runner(target, inputs)
 
     def _sample(self, source, inputs):
-        from keras_gen import rng
-
         n, seed = int(inputs["n"]), int(inputs["seed"])
-        z = np.asarray(rng.normal((n,) + self.latent_shape, seed), dtype="float32")  # (n, *latent_shape)
-        feed = {"z": z}
+        parts = {name: np.asarray(value) for name, value in self.latent_spec.sample(n, seed).items()}  # (n, ...)
+        feed = dict(parts)
         if "label" in inputs:
             feed["label"] = inputs["label"]
         outputs = self.runner(source, feed)
-        outputs["z"] = z
+        outputs.update(parts)
         return outputs
 
     def signature_def_map(self):

@@ -154,6 +154,16 @@ class PredictionCore:
                 bad = sorted({int(x) for x in label if x < 0 or (classes is not None and x >= classes)})[:5]
                 valid = f"[0, {classes})" if classes is not None else ">= 0"
                 raise RequestError("INVALID_ARGUMENT", f"labels must be in {valid}; got {bad}.")
+        spec = getattr(servable, "latent_spec", None)
+        for part in spec.parts if spec is not None else ():  # given classes of categorical latent parts
+            value = inputs.get(part.name)
+            if part.categorical and value is not None and value.size:
+                k = part.params["num_classes"]
+                if value.min() < 0 or value.max() >= k:
+                    bad = sorted({int(x) for x in value.reshape(-1) if x < 0 or x >= k})[:5]
+                    raise RequestError(
+                        "INVALID_ARGUMENT", f"input {part.name!r} holds classes in [0, {k}); got {bad}."
+                    )
         return count
 
     @staticmethod

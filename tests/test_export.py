@@ -286,7 +286,7 @@ def test_load_gives_one_sampler_for_every_format(which, request):
         else:
             with pytest.raises(ValueError, match=r"Labels must be in \[0, 10\)"):
                 sampler.sample(2, seed=0, labels=[0, 10])
-        with pytest.raises(ValueError, match="`z` must have shape"):
+        with pytest.raises(ValueError, match="Latent part 'z' must have shape"):
             sampler.generate(np.zeros((2, model.latent_dim + 1)))
 
 
@@ -322,8 +322,12 @@ def test_manifest_describes_what_was_written(cond):
     assert manifest["versions"] == {"keras_gen": importlib.metadata.version("keras-gen"), "tensorflow": tf.__version__,
                                     "keras": keras.__version__}
     assert manifest["model"] == {
-        "kind": "gan", "class": "GAN", "networks": ["generator"], "prior": "normal", "latent_shape": [8],
-        "latent_dim": 8, "num_classes": 10, "sample_shape": [8, 8, 1], "value_range": [-1.0, 1.0], "output": "images"}
+        "kind": "latent", "operations": ["latent_space", "sample"], "family": "gan", "class": "GAN",
+        "networks": ["generator"],
+        "latent": {"parts": [{"name": "z", "shape": [8], "distribution": "normal", "loc": 0.0, "scale": 1.0}],
+                   "conditions": [{"name": "label", "kind": "label", "num_classes": 10}]},
+        "latent_shape": [8], "latent_dim": 8, "num_classes": 10, "sample_shape": [8, 8, 1], "value_range": [-1.0, 1.0],
+        "output": "images"}
     kinds = [(a["format"], a["precision"]) for a in manifest["artifacts"]]
     assert kinds == [("savedmodel", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8"),
                      ("onnx", "fp32")]
@@ -399,7 +403,8 @@ def test_vae_encode_decode_reconstruct_in_every_format(cvae):
     with kx.load(result.path, format="tflite", precision="int8") as sampler:
         assert sampler.endpoints == ["generate"]
         assert _psnr(sampler.sample(64, seed=0), model.generate(64, seed=0)) >= 30.0
-    assert result.manifest["model"]["kind"] == "vae"
+    assert result.manifest["model"]["family"] == "vae"
+    assert result.manifest["model"]["operations"] == ["encode", "latent_space", "reconstruct", "sample"]
     assert result.manifest["model"]["networks"] == ["decoder", "encoder"]
 
 
@@ -413,7 +418,10 @@ def vqvae(tmp_path_factory):
 def test_vqvae_decoder_codes_and_prior_sampling(vqvae):
     """The VQ-VAE decoder (codes -> images) in every format; the prior's sampling loop in SavedModel and TFLite."""
     model, result = vqvae
-    assert result.manifest["model"]["kind"] == "vqvae" and result.manifest["model"]["prior"] == "uniform"
+    assert result.manifest["model"]["family"] == "vqvae" and result.manifest["model"]["kind"] == "latent"
+    assert result.manifest["model"]["latent"]["parts"] == [
+        {"name": "z", "shape": [*model.code_shape[:2], model.num_codes], "distribution": "uniform", "low": 0.0,
+         "high": 1.0}]
     h, w = model.code_shape[:2]
     x = model.generate(7, seed=2)
     codes_in = {b: np.random.default_rng(b).integers(0, model.num_codes, (b, h, w)).astype("int32") for b in BATCHES}

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_gen import rng
+from keras_gen import model_kind
+from keras_gen.latent_spec import Condition, LatentSpec
 
 __all__ = ["GenerativeModel", "apply_gradients", "check_count", "num_replicas", "uses_float16"]
 
@@ -70,10 +71,22 @@ class GenerativeModel(keras.Model):
     - `sample_latent`, `check_labels`, `generate`, `generate_from_latent`: the sampling interface the callbacks,
       CLI and exporters use.
 
-    Latents are standard normal by default; override `sample_latent` for another prior.
+    What the model is and offers is declared once: ``kind`` and ``operations`` (`keras_gen.model_kind`), and
+    ``latent_spec`` (`keras_gen.latent_spec.LatentSpec`: the latent's parts, their distributions, and the label
+    of a conditional model). Latents are one standard normal part ``z`` of ``latent_shape`` by default; a subclass
+    with another prior overrides `latent_parts`. Export, serving and the latent tools read these instead of the
+    class name.
     """
 
     _SEED_STATE_KEY = "seed_generator_state"
+
+    kind = "latent"
+    """A key of `keras_gen.model_kind.KINDS`."""
+
+    @property
+    def operations(self):
+        """The operations this model offers (`keras_gen.model_kind.OPERATIONS`): its kind's, by default."""
+        return model_kind.KINDS[self.kind].operations
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -160,15 +173,27 @@ class GenerativeModel(keras.Model):
         dim = self.latent_dim
         return tuple(dim) if isinstance(dim, (tuple, list)) else (int(dim),)
 
-    def sample_latent(self, n, seed=None):
-        """``n`` latents from the prior, shape ``(n, *latent_shape)``.
+    def latent_parts(self):
+        """The `LatentPart` s of this model's latent: one standard normal ``z`` of ``latent_shape`` by default."""
+        return LatentSpec.normal(self.latent_shape).parts
 
-        With an integer ``seed`` the draw is deterministic (`keras_gen.rng.normal` with seed ``[seed, 0]``, the
-        same draw an exported ``sample(n, seed)`` signature makes, with or without XLA); with ``None`` it
-        advances the model's own seed generator.
+    @property
+    def latent_spec(self):
+        """The model's inputs (`keras_gen.latent_spec.LatentSpec`): `latent_parts`, and a ``label`` condition
+        when the model is conditional."""
+        conditions = () if self.num_classes is None else (Condition("label", "label", num_classes=self.num_classes),)
+        return LatentSpec(self.latent_parts(), conditions)
+
+    def sample_latent(self, n, seed=None):
+        """``n`` latents from the prior as the network takes them, shape ``(n, *latent_shape)``.
+
+        The parts are drawn by `latent_spec` (`LatentSpec.sample`, then `LatentSpec.network_input`). With an
+        integer ``seed`` the draw is deterministic (a one-part normal latent: `keras_gen.rng.normal` with seed
+        ``[seed, 0]``), the same draw an exported ``sample(n, seed)`` signature makes, with or without XLA; with
+        ``None`` it advances the model's own seed generator.
         """
         n = check_count(n)
-        return rng.normal((n,) + self.latent_shape, self.seed_generator if seed is None else int(seed))
+        return self.latent_spec.sample_network_input(n, self.seed_generator if seed is None else int(seed))
 
     def check_labels(self, labels, n):
         """Validates labels for ``n`` samples (default: ``0, 1, ..., K-1, 0, 1, ...``); returns int32 ``(n,)``

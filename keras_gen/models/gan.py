@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from keras_gen import losses as losses_lib
-from keras_gen import rng
+from keras_gen.latent_spec import LatentSpec
 from keras_gen.models.base import GenerativeModel, apply_gradients, num_replicas, uses_float16
 from keras_gen.networks.layers import Pack
 
@@ -112,11 +112,14 @@ class GAN(GenerativeModel):
         r1_interval: lazy R1 (StyleGAN2, Karras et al. 2020, https://arxiv.org/abs/1912.04958): the penalty is
             computed on every ``r1_interval``-th discriminator update only (the 1st, the ``r1_interval + 1``-th,
             ...), weighted by ``r1_interval`` so that its average pull stays the same; a skipped update saves
-            the penalty's extra forward and double backward pass (the r1-stacked-mnist preset trains 1.24x as
-            many steps/s with ``r1_interval=4`` on 2 CPU cores, ``benchmarks/r1_cost.py``). The ``r1`` log
-            averages the updates that computed it. 1 (the default) computes it on every update.
+            the penalty's extra forward and double backward pass (``benchmarks/r1_cost.py`` measures what that
+            buys; docs/numerics.md). The ``r1`` log averages the updates that computed it. 1 (the default)
+            computes it on every update.
         clip_value: clip the discriminator's weights to ``[-clip_value, clip_value]`` after each update (the
             original WGAN); ``None`` disables it.
+        latent: the prior of ``z``, a `keras_gen.latent_spec.LatentSpec` (or its `to_dict`) whose network input
+            has the generator's input shape; ``None`` (the default) is one standard normal part ``z``. Its parts are
+            drawn in training and sampling and recorded in exports.
         standing_statistics: when `fit` (or `finalize_averages`) puts the generator optimizer's ``use_ema``
             average in place, recompute the generator's batch-norm statistics for it over this many batches of
             fresh latents (`recompute_generator_statistics`); the moving statistics training kept belong to the
@@ -143,6 +146,7 @@ class GAN(GenerativeModel):
         r1_weight=0.0,
         r1_interval=1,
         clip_value=None,
+        latent=None,
         standing_statistics=0,
         seed=None,
         **kwargs,
@@ -191,6 +195,15 @@ class GAN(GenerativeModel):
         self.clip_value = None if clip_value is None else float(clip_value)
         self.standing_statistics = int(standing_statistics)
         self.latent_dim = int(generator.inputs[0].shape[-1])
+        self.latent = None if latent is None else LatentSpec.from_dict(latent)
+        if self.latent is not None:
+            if self.latent.conditions:
+                raise ValueError("`latent` holds the drawn parts only; the label comes from `num_classes`.")
+            if self.latent.network_shape != (self.latent_dim,):
+                raise ValueError(
+                    f"The latent {self.latent} gives the network inputs of shape {self.latent.network_shape}, but the "
+                    f"generator takes ({self.latent_dim},)."
+                )
         self.sample_shape = tuple(int(s) for s in generator.outputs[0].shape[1:])
         self.packing = _packing_of(discriminator)
         if self.gradient_penalty_weight or self.r1_weight:
@@ -285,6 +298,7 @@ class GAN(GenerativeModel):
             r1_weight=self.r1_weight,
             r1_interval=self.r1_interval,
             clip_value=self.clip_value,
+            latent=None if self.latent is None else self.latent.to_dict(),
             standing_statistics=self.standing_statistics,
             seed=self.seed,
         )
@@ -306,10 +320,9 @@ class GAN(GenerativeModel):
 
         With ``g_optimizer=Adam(..., use_ema=True, ema_momentum=0.999)`` the generator that samples, saves and
         exports after training is the average of its last ~1,000 updates (Yazici et al. 2019,
-        https://arxiv.org/abs/1806.04498, report better scores with it; on stacked MNIST with R1, preset
-        ``r1-ema-stacked-mnist``, the live weights scored KL 0.051 +- 0.003 after 30 epochs on eleven runs and their
-        averages 0.049 +- 0.002 on ten seeds, ahead at 37 of 40 evaluations from epoch 15 on).
-        Fitting again continues from the averaged weights, as with any Keras optimizer's ``use_ema``.
+        https://arxiv.org/abs/1806.04498, report better scores with it; preset ``r1-ema-stacked-mnist`` uses it,
+        docs/experiments/stacked_mnist.md compares the two). Fitting again continues from the averaged weights, as
+        with any Keras optimizer's ``use_ema``.
         """
         if len(args) > 5:  # callbacks passed by position (x, y, batch_size, epochs, verbose, callbacks, ...)
             args = list(args)
@@ -370,12 +383,10 @@ class GAN(GenerativeModel):
         2019, https://arxiv.org/abs/1809.11096).
 
         The moving statistics belong to the weights that trained. Weights put in place afterwards, such as the
-        average a ``use_ema`` optimizer keeps, get statistics of other weights. On ``r1-ema-stacked-mnist``
-        after 5 epochs the averaged generator scored KL 0.168 / 0.174 / 0.183 / 0.188 with the live weights'
-        statistics and 0.132 / 0.143 / 0.142 / 0.142 with its own (seeds 2-5); from epoch 15 on the two differed by
-        less than 0.002. Call it after `fit` or inside `averaged_weights` (it leaves the new statistics in place in
-        both cases), or build the GAN with ``standing_statistics=batches`` and `fit` calls it once it has put the
-        average in place.
+        average a ``use_ema`` optimizer keeps, get statistics of other weights (docs/numerics.md shows when that
+        matters). Call it after `fit` or inside `averaged_weights` (it leaves the new statistics in place in both
+        cases; `restoring_generator_statistics` puts the old ones back), or build the GAN with
+        ``standing_statistics=batches`` and `fit` calls it once it has put the average in place.
 
         Args:
             batches: batches to average over (their mean batch statistics become the moving ones).
@@ -445,7 +456,7 @@ class GAN(GenerativeModel):
     def _discriminator_step(self, real, labels, batch_size):
         import tensorflow as tf
 
-        z = rng.normal((batch_size, self.latent_dim), self.seed_generator)
+        z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
         fake = ops.stop_gradient(self.generator(self._inputs(z, labels), training=True))
         logs = {}
         with tf.GradientTape() as tape:
@@ -489,7 +500,7 @@ class GAN(GenerativeModel):
     def _generator_step(self, labels, batch_size):
         import tensorflow as tf
 
-        z = rng.normal((batch_size, self.latent_dim), self.seed_generator)
+        z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
         with tf.GradientTape() as tape:
             fake = self.generator(self._inputs(z, labels), training=True)
             fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
@@ -539,7 +550,7 @@ class GAN(GenerativeModel):
         """Both losses on a batch, without updates (penalties are not evaluated)."""
         real, labels = self._unpack(data)
         batch_size = ops.shape(real)[0]
-        z = rng.normal((batch_size, self.latent_dim), self.seed_generator)
+        z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
         fake = self.generator(self._inputs(z, labels), training=False)
         real_logits = ops.cast(self.discriminator(self._inputs(real, labels), training=False), "float32")
         fake_logits = ops.cast(self.discriminator(self._inputs(fake, labels), training=False), "float32")
@@ -560,7 +571,37 @@ class GAN(GenerativeModel):
             logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
         return logs
 
+    @contextlib.contextmanager
+    def restoring_generator_statistics(self):
+        """A context on whose exit, exception or not, the generator's batch normalizations hold again the moving
+        mean and variance they held on entry. For a look at the averaged generator with statistics of its own in
+        the middle of training without changing the ones training keeps::
+
+            with gan.averaged_weights(), gan.restoring_generator_statistics():
+                gan.recompute_generator_statistics()
+                grid = gan.generate(64, seed=0)
+
+        Yields:
+            The number of batch normalizations whose statistics come back (0 for a generator without any: nothing
+            to recompute).
+        """
+        layers = self._generator_batch_norms()
+        restore = _statistics_restorer(layers)
+        try:
+            yield len(layers)
+        finally:
+            restore()
+
     # ------------------------------------------------------------------ sampling
+    def latent_parts(self):
+        """The parts of ``z``: ``latent``'s, or one standard normal ``z`` of the generator's input size."""
+        return super().latent_parts() if self.latent is None else self.latent.parts
+
+    @property
+    def operations(self):
+        """Sampling, and a continuous latent space for the latent tools when ``z`` is one continuous part."""
+        return super().operations | ({"latent_space"} if self.latent_spec.single else set())
+
     def decode_latent(self, z, labels=None):
         """The generator in inference mode on ``z`` (and labels)."""
         return self.generator(self._inputs(z, labels), training=False)

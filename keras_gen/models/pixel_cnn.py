@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_gen import rng
+from keras_gen.latent_spec import LatentSpec
 from keras_gen.models.base import GenerativeModel, apply_gradients, check_count, num_replicas, uses_float16
 from keras_gen.networks.pixel_cnn import GatedActivation, MaskedConv2D
 
@@ -286,14 +286,10 @@ class PixelCNN(GenerativeModel):
         return [("pixel_cnn", phase, self.network.trainable_variables)]
 
     # ------------------------------------------------------------------ sampling
-    def sample_latent(self, n, seed=None):
-        """Uniform noise ``(n, H, W, L)`` in (0, 1): the Gumbel-max noise of `sample_levels`.
-
-        Deterministic for an integer ``seed`` (`keras_gen.rng.uniform` with seed ``[seed, 0]``); with ``None``
-        it advances the model's seed generator.
-        """
-        n = check_count(n)
-        return rng.uniform((n,) + self.latent_shape, self.seed_generator if seed is None else int(seed))
+    def latent_parts(self):
+        """Uniform noise ``(H, W, L)`` in (0, 1): the Gumbel-max noise of `sample_levels`, drawn by
+        `sample_latent` (`keras_gen.rng.uniform` with seed ``[seed, 0]`` for an integer seed)."""
+        return LatentSpec.uniform(self.latent_shape).parts
 
     def receptive_rows(self):
         """How many rows above a pixel its logits can see: the sum of ``k // 2`` over the masked convolutions.

@@ -203,6 +203,11 @@ class VAE(GenerativeModel):
         config["decoder"] = keras.layers.deserialize(config["decoder"])
         return cls(**config)
 
+    @property
+    def operations(self):
+        """Sampling and a continuous latent space, and encoding / reconstructing images."""
+        return super().operations | {"latent_space", "encode", "reconstruct"}
+
     # ------------------------------------------------------------------ the networks, as tensors
     def _inputs(self, x, labels):
         return x if labels is None else [x, labels]

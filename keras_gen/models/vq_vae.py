@@ -7,7 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_gen import losses as losses_lib
-from keras_gen import rng
+from keras_gen.latent_spec import LatentSpec
 from keras_gen.models.base import GenerativeModel, apply_gradients, check_count
 from keras_gen.models.pixel_cnn import (
     PixelCNN,
@@ -489,11 +489,20 @@ class VQVAE(GenerativeModel):
         return np.concatenate(rec).astype("float64"), log_p_codes
 
     # ------------------------------------------------------------------ sampling
+    @property
+    def operations(self):
+        """Encoding and reconstruction, and sampling when it has a prior."""
+        return frozenset({"encode", "reconstruct"} | ({"sample"} if self.prior is not None else set()))
+
+    def latent_parts(self):
+        """The prior's sampling noise ``(h, w, K)``, uniform in (0, 1) (see the class docstring); none without a
+        prior."""
+        return () if self.prior is None else LatentSpec.uniform(self.latent_shape).parts
+
     def sample_latent(self, n, seed=None):
         """The prior's sampling noise ``(n, h, w, K)``, uniform in (0, 1) (see the class docstring)."""
         self._check_prior()
-        n = check_count(n)
-        return rng.uniform((n,) + self.latent_shape, self.seed_generator if seed is None else int(seed))
+        return super().sample_latent(n, seed)
 
     def decode_latent(self, z, labels=None):
         """Codes sampled by the prior with the noise ``z``, decoded: images ``(B, H, W, C)`` in [-1, 1]."""
