@@ -398,7 +398,7 @@ def _add_latent_parser(sub):
 
 
 def _cmd_latent(args, out):
-    from keras_gen.latent import grid_for_run
+    from keras_gen.latent_grids import grid_for_run
 
     options = {
         "interpolate": ("rows", "steps", "method", "labels", "label_mode", "source"),

@@ -1,4 +1,4 @@
-"""Writing what people would rather look at than read: image grids and scatter plots as PNG files."""
+"""Writing what people would rather look at than read: image grids, labelled grids and scatter plots as PNG files."""
 
 import math
 import os
@@ -6,7 +6,10 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["to_uint8", "image_grid", "save_image_grid", "save_scatter", "save_loss_plot", "atomic_write"]
+__all__ = [
+    "to_uint8", "image_grid", "save_image_grid", "save_scatter", "save_loss_plot", "labelled_figure",
+    "save_labelled_grid", "atomic_write",
+]
 
 
 def _read_umask():
@@ -128,4 +131,73 @@ def save_loss_plot(history, path, title=None):
     if title:
         ax.set_title(title)
     fig.tight_layout()
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def labelled_figure(images, row_titles=None, col_titles=None, title="", cell_inches=0.75):
+    """A matplotlib `Figure` (no pyplot state) of a ``(rows, cols, H, W, C)`` grid of images in [-1, 1] (or
+    ``(rows, cols, 2)`` points, one path per row) with row and column titles."""
+    from matplotlib.figure import Figure
+
+    images = np.asarray(images)
+    rows, cols = images.shape[:2]
+    points = images.ndim == 3  # (rows, cols, D): 2-D samples, drawn as one path per row
+    if points and images.shape[-1] != 2:
+        raise ValueError(f"Only images or 2-D points can be drawn; got samples of shape {images.shape[2:]}.")
+    if points:
+        fig = Figure(figsize=(5, 5), dpi=100, layout="constrained")
+        ax = fig.subplots()
+        for r in range(rows):
+            label = row_titles[r] if row_titles else f"row {r}"
+            ax.plot(images[r, :, 0], images[r, :, 1], marker="o", markersize=3, label=label)
+        ax.set_aspect("equal")
+        ax.legend(fontsize=7)
+    else:
+        left = 0.9 if row_titles else 0.1
+        top = (0.35 if col_titles else 0.1) + (0.35 if title else 0.0)
+        fig = Figure(figsize=(cols * cell_inches + left, rows * cell_inches + top), dpi=100, layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False)
+        pixels = to_uint8(images)  # (rows, cols, H, W, C)
+        for r in range(rows):
+            for c in range(cols):
+                ax = axes[r, c]
+                image = pixels[r, c]
+                if image.shape[-1] == 1:
+                    ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                else:
+                    ax.imshow(image, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0 and col_titles:
+                    ax.set_title(str(col_titles[c]), fontsize=8)
+                if c == 0 and row_titles:
+                    ax.set_ylabel(str(row_titles[r]), fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def save_labelled_grid(images, path, row_titles=None, col_titles=None, title=""):
+    """Writes ``(rows, cols, H, W, C)`` images in [-1, 1] as one PNG with row and column titles (matplotlib).
+
+    Args:
+        images: the grid's images (or ``(rows, cols, 2)`` points, drawn as one path per row).
+        path: the PNG file, written atomically.
+        row_titles: a string per row, shown at the left.
+        col_titles: a string per column, shown on top.
+        title: the figure's title.
+
+    Returns:
+        ``path``.
+    """
+    images = np.asarray(images)
+    if images.ndim not in (3, 5):
+        raise ValueError(
+            f"Expected a grid (rows, cols, H, W, C) of images or (rows, cols, 2) points, got {images.shape}."
+        )
+    for name, titles, size in (("row_titles", row_titles, images.shape[0]),
+                               ("col_titles", col_titles, images.shape[1])):
+        if titles is not None and len(titles) != size:
+            raise ValueError(f"`{name}` has {len(titles)} entries for {size} {name.split('_')[0]}s.")
+    fig = labelled_figure(images, row_titles, col_titles, title)
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))

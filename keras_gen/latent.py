@@ -1,13 +1,16 @@
 """What a trained latent space is for: interpolation, vector arithmetic, traversals and editing, for GANs and VAEs.
 
 One small interface covers both families: a model with ``latent_shape`` and ``generate_from_latent(z, labels)``
-(every `keras_gen.models.GenerativeModel` with a continuous latent: `GAN`, `VAE`). Editing real images needs an
-encoder as well: ``encode(images, labels) -> (mean, log_var)`` (`VAE`).
+that offers the ``latent_space`` operation (`keras_gen.model_kind`: `GAN`, `VAE`; not the sampling noise of a
+PixelCNN or VQ-VAE). Editing real images needs the ``encode`` operation as well:
+``encode(images, labels) -> (mean, log_var)`` (`VAE`).
 
     pure latent maths (NumPy)          interpolate, attribute_vector, apply, arithmetic, group_mask, ink
     latents from a model or data       classify_samples (GAN or VAE samples + a classifier), encode_images (VAE)
     grids (a `LatentGrid` each)        interpolation_grid, shift_grid, arithmetic_grid, traverse, edit
-    from a run folder (the CLI)        grid_for_run
+
+The grids of a run folder (what ``keras-gen latent ACTION RUN`` draws) are `keras_gen.latent_grids`; the
+pictures are drawn by `keras_gen.images.save_labelled_grid`.
 
 Every grid function returns a `LatentGrid`: the decoded ``images`` ``(rows, cols, *sample_shape)``, the
 ``latents`` they came from, the ``labels`` used, and row / column titles; ``grid.save("x.png")`` writes it as a
@@ -32,18 +35,17 @@ dimension at a time).
 """
 
 import dataclasses
-import inspect
 import io
 import math
 import numbers
 
 import numpy as np
 
+from keras_gen import checks, model_kind
+
 __all__ = [
-    "ACTIONS",
     "LABEL_MODES",
     "METHODS",
-    "SOURCES",
     "STYLES",
     "LatentGrid",
     "active_dims",
@@ -55,13 +57,11 @@ __all__ = [
     "classify_samples",
     "edit",
     "encode_images",
-    "grid_for_run",
     "group_mask",
     "ink",
     "interpolate",
     "interpolation_grid",
     "parse_group",
-    "save_labelled_grid",
     "shift_grid",
     "traverse",
 ]
@@ -80,18 +80,6 @@ _PARALLEL_EPS = 1e-12  # |v - (u.v) u| below this: u and v are (anti)parallel to
 
 
 # ------------------------------------------------------------------------------------------------ validation
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _check_choice(name, value, valid):
-    if value not in valid:
-        raise ValueError(f"Unknown {name} {value!r}. Valid: {', '.join(map(repr, valid))}.")
-    return value
-
-
 def _as_float_array(name, value):
     try:
         array = np.asarray(value, dtype="float64")
@@ -103,29 +91,19 @@ def _as_float_array(name, value):
 
 
 def _check_model(model):
-    """A model with a continuous latent space: ``latent_shape`` and ``generate_from_latent``."""
+    """A model with a continuous latent space: ``latent_shape``, ``generate_from_latent`` and the
+    ``latent_space`` operation."""
     if not (hasattr(model, "generate_from_latent") and hasattr(model, "latent_shape")):
         raise TypeError(
             "Expected a keras_gen model with a latent space (`latent_shape` and `generate_from_latent`, e.g. a GAN "
             f"or a VAE), got {type(model).__name__}."
         )
-    from keras_gen.models import VQVAE, PixelCNN
-
-    if isinstance(model, (VQVAE, PixelCNN)):
-        raise TypeError(
-            f"{type(model).__name__} samples through an autoregressive prior: its 'latent' is sampling noise, not a "
-            "continuous space to interpolate or edit. Use a GAN or a VAE."
-        )
-    return model
+    return model_kind.require(model, "latent_space", "A latent-space grid")
 
 
 def _check_encoder(model):
     _check_model(model)
-    if not (hasattr(model, "encode") and hasattr(model, "decode")):
-        raise TypeError(
-            f"Editing real images needs a model with an encoder (`encode` and `decode`, e.g. a VAE); "
-            f"{type(model).__name__} has none. Use `shift_grid` on sampled latents instead."
-        )
+    model_kind.require(model, "encode", "Editing real images (use `shift_grid` on sampled latents instead)")
     return model
 
 
@@ -216,7 +194,9 @@ class LatentGrid:
 
     def figure(self, title=None, cell_inches=0.75):
         """A matplotlib `Figure` (no pyplot state) of the grid with its row and column titles."""
-        return _labelled_figure(
+        from keras_gen.images import labelled_figure
+
+        return labelled_figure(
             self.images, self.row_titles, self.col_titles, self.title if title is None else title, cell_inches
         )
 
@@ -229,12 +209,12 @@ class LatentGrid:
             labelled: with row and column titles (matplotlib); False writes the bare image grid
                 (`keras_gen.images.save_image_grid`, one image row per grid row).
         """
+        from keras_gen.images import save_image_grid, save_labelled_grid
+
         if labelled or len(self.images.shape) == 3:
             return save_labelled_grid(
                 self.images, path, self.row_titles, self.col_titles, self.title if title is None else title
             )
-        from keras_gen.images import save_image_grid
-
         rows, cols = self.shape
         return save_image_grid(self.images.reshape((rows * cols,) + self.images.shape[2:]), path, nrow=cols)
 
@@ -254,77 +234,6 @@ class LatentGrid:
             f"LatentGrid({self.title!r}, {rows}x{cols}, images {tuple(self.images.shape)}, "
             f"latents {tuple(self.latents.shape)}, labels={'None' if self.labels is None else 'yes'})"
         )
-
-
-def _labelled_figure(images, row_titles=None, col_titles=None, title="", cell_inches=0.75):
-    from matplotlib.figure import Figure
-
-    from keras_gen.images import to_uint8
-
-    images = np.asarray(images)
-    rows, cols = images.shape[:2]
-    points = images.ndim == 3  # (rows, cols, D): 2-D samples, drawn as one path per row
-    if points and images.shape[-1] != 2:
-        raise ValueError(f"Only images or 2-D points can be drawn; got samples of shape {images.shape[2:]}.")
-    if points:
-        fig = Figure(figsize=(5, 5), dpi=100, layout="constrained")
-        ax = fig.subplots()
-        for r in range(rows):
-            label = row_titles[r] if row_titles else f"row {r}"
-            ax.plot(images[r, :, 0], images[r, :, 1], marker="o", markersize=3, label=label)
-        ax.set_aspect("equal")
-        ax.legend(fontsize=7)
-    else:
-        left = 0.9 if row_titles else 0.1
-        top = (0.35 if col_titles else 0.1) + (0.35 if title else 0.0)
-        fig = Figure(figsize=(cols * cell_inches + left, rows * cell_inches + top), dpi=100, layout="constrained")
-        axes = fig.subplots(rows, cols, squeeze=False)
-        pixels = to_uint8(images)  # (rows, cols, H, W, C)
-        for r in range(rows):
-            for c in range(cols):
-                ax = axes[r, c]
-                image = pixels[r, c]
-                if image.shape[-1] == 1:
-                    ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-                else:
-                    ax.imshow(image, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0 and col_titles:
-                    ax.set_title(str(col_titles[c]), fontsize=8)
-                if c == 0 and row_titles:
-                    ax.set_ylabel(str(row_titles[r]), fontsize=8, rotation=0, ha="right", va="center")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def save_labelled_grid(images, path, row_titles=None, col_titles=None, title=""):
-    """Writes ``(rows, cols, H, W, C)`` images in [-1, 1] as one PNG with row and column titles (matplotlib).
-
-    Args:
-        images: the grid's images (or ``(rows, cols, 2)`` points, drawn as one path per row).
-        path: the PNG file, written atomically.
-        row_titles: a string per row, shown at the left.
-        col_titles: a string per column, shown on top.
-        title: the figure's title.
-
-    Returns:
-        ``path``.
-    """
-    from keras_gen.images import atomic_write
-
-    images = np.asarray(images)
-    if images.ndim not in (3, 5):
-        raise ValueError(
-            f"Expected a grid (rows, cols, H, W, C) of images or (rows, cols, 2) points, got {images.shape}."
-        )
-    for name, titles, size in (("row_titles", row_titles, images.shape[0]),
-                               ("col_titles", col_titles, images.shape[1])):
-        if titles is not None and len(titles) != size:
-            raise ValueError(f"`{name}` has {len(titles)} entries for {size} {name.split('_')[0]}s.")
-    fig = _labelled_figure(images, row_titles, col_titles, title)
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 # ------------------------------------------------------------------------------------------------ interpolation
@@ -386,8 +295,8 @@ def interpolate(a, b, steps, method="slerp"):
     b = _as_float_array("b", b)
     if a.shape != b.shape:
         raise ValueError(f"`a` and `b` must have the same shape, got {a.shape} and {b.shape}.")
-    steps = _check_int("steps", steps, 2)
-    _check_choice("interpolation method", method, METHODS)
+    steps = checks.integer(steps, "steps", 2)
+    checks.choice(method, "interpolation method", METHODS)
     t = np.linspace(0.0, 1.0, steps)  # (T,)
     a_flat, b_flat = a.reshape(-1), b.reshape(-1)  # (D,)
     norm_a, norm_b = np.linalg.norm(a_flat), np.linalg.norm(b_flat)
@@ -430,10 +339,10 @@ def interpolation_grid(
         A `LatentGrid` of ``(k - 1, steps)`` images.
     """
     _check_model(model)
-    _check_choice("label mode", label_mode, LABEL_MODES)
-    steps = _check_int("steps", steps, 2)
+    checks.choice(label_mode, "label mode", LABEL_MODES)
+    steps = checks.integer(steps, "steps", 2)
     if isinstance(anchors, numbers.Integral) and not isinstance(anchors, bool):
-        k = _check_int("anchors", anchors, 2)
+        k = checks.integer(anchors, "anchors", 2)
         anchors = np.asarray(model.sample_latent(k, seed=seed))
     anchors = _check_latents(model, anchors, "anchors")  # (k, *latent_shape)
     k = anchors.shape[0]
@@ -494,7 +403,7 @@ def group_mask(labels, classes=None, images=None, style=None, fraction=1 / 3):
         raise TypeError(f"`labels` must be integers, got dtype {labels.dtype}.")
     mask = np.ones(labels.shape, bool) if classes is None else np.isin(labels, np.asarray(classes).reshape(-1))
     if style is not None:
-        _check_choice("style", style, STYLES)
+        checks.choice(style, "style", STYLES)
         if images is None:
             raise ValueError(f"style={style!r} ranks the group by stroke weight: pass its `images`.")
         if len(images) != labels.shape[0]:
@@ -553,7 +462,7 @@ def classify_samples(model, n, classify, labels=None, seed=0, batch_size=256):
         int32 ``(n,)``.
     """
     _check_model(model)
-    n = _check_int("n", n, 1)
+    n = checks.integer(n, "n", 1)
     z = np.asarray(model.sample_latent(n, seed=seed), dtype="float32")
     images = model.generate_from_latent(z, model.check_labels(labels, n), batch_size=batch_size)
     return z, images, _predict(classify, images)
@@ -700,7 +609,7 @@ def arithmetic_grid(model, a, b, c, labels=None, examples=4, names=("A", "B", "C
         ``arithmetic(a, b, c, rescale)``.
     """
     _check_model(model)
-    examples = _check_int("examples", examples, 1)
+    examples = checks.integer(examples, "examples", 1)
     groups = [_check_latents(model, g, name) for name, g in zip("abc", (a, b, c))]
     for name, group in zip(names, groups):
         if group.shape[0] < examples:
@@ -880,15 +789,7 @@ def edit(vae, images, edits=None, labels=None, new_labels=None, batch_size=256):
     )
 
 
-# ------------------------------------------------------------------------------------------------ from a run folder
-ACTIONS = ("interpolate", "arithmetic", "traverse", "edit")
-"""The grids `grid_for_run` (and ``keras-gen latent ACTION``) draws."""
-
-SOURCES = ("prior", "data")
-"""Where the latents of `grid_for_run`'s interpolations and traversals come from: prior draws, or encoded
-test images (models with an encoder)."""
-
-
+# ------------------------------------------------------------------------------------------------ group specs
 def parse_group(spec):
     """A group spec of the CLI: ``"7"``, ``"7:bold"``, ``"3,5:thin"``, ``":bold"`` (every class) or ``""`` (all).
 
@@ -900,7 +801,7 @@ def parse_group(spec):
     text, _, style = spec.strip().partition(":")
     style = style.strip() or None
     if style is not None:
-        _check_choice("style", style, STYLES)
+        checks.choice(style, "style", STYLES)
     try:
         classes = tuple(int(part) for part in text.split(",") if part.strip()) or None
     except ValueError as exc:
@@ -909,192 +810,3 @@ def parse_group(spec):
             "e.g. '7', '7:bold', '3,5:thin', ':bold'."
         ) from exc
     return classes, style
-
-
-def _real_data(config):
-    """Test images and labels of a run's dataset (a fixed batch of held-out images for non-builtin ones)."""
-    from keras_gen import data
-
-    try:
-        x, y = data.load_arrays(config.dataset, "test")
-    except ValueError:
-        from keras_gen.runs import _held_out_images
-
-        x, y = _held_out_images(config, n=512)
-    if x.ndim != 4:
-        raise ValueError(f"Dataset {config.dataset!r} holds no images (shape {x.shape[1:]}): nothing to encode.")
-    return np.asarray(x, "float32"), None if y is None else np.asarray(y).astype("int32")
-
-
-def _has_encoder(model):
-    return hasattr(model, "encode") and hasattr(model, "decode")
-
-
-def _labelled_latents(model, config, seed, num_samples, classify):
-    """``(latents, images, labels)`` to form groups from: encoded test images (a VAE), samples with their
-    conditioning labels (a conditional GAN), or samples labelled by a classifier (an unconditional GAN)."""
-    if _has_encoder(model):
-        x, y = _real_data(config)
-        if y is None:
-            raise ValueError(f"Dataset {config.dataset!r} has no labels to form groups from.")
-        conditional = getattr(model, "num_classes", None) is not None
-        return encode_images(model, x, y if conditional else None), x, y
-    if getattr(model, "num_classes", None) is not None:
-        y = model.check_labels(None, num_samples)
-        z = np.asarray(model.sample_latent(num_samples, seed=seed), "float32")
-        return z, model.generate_from_latent(z, y), y
-    if classify is None:
-        from keras_gen.metrics.classifier import CLASSIFIER_DATASETS, domain_classifier
-
-        if config.dataset not in CLASSIFIER_DATASETS:
-            raise ValueError(
-                f"Groups of an unconditional GAN's samples come from a classifier; the package has one for "
-                f"{', '.join(CLASSIFIER_DATASETS)}, not {config.dataset!r}. Use the Python API with your own "
-                "`classify` (keras_gen.latent.classify_samples)."
-            )
-        classify = domain_classifier(config.dataset)
-    return classify_samples(model, num_samples, classify, seed=seed)
-
-
-def _group(spec, latents, images, labels, role):
-    classes, style = parse_group(spec)
-    try:
-        mask = group_mask(labels, classes, images, style)
-    except ValueError as exc:
-        raise ValueError(f"Group {role}={spec!r}: {exc}") from exc
-    return np.flatnonzero(mask)
-
-
-def _common_label(labels, index):
-    values, counts = np.unique(labels[index], return_counts=True)
-    return int(values[np.argmax(counts)])
-
-
-def _run_interpolate(model, config, seed, rows=4, steps=8, method="slerp", labels=None, label_mode="hold",
-                     source="prior"):
-    _check_choice("source", source, SOURCES)
-    k = _check_int("rows", rows, 1) + 1
-    if source == "prior":
-        return interpolation_grid(model, k, steps, labels=labels, label_mode=label_mode, method=method, seed=seed)
-    _check_encoder(model)
-    if labels is not None:
-        raise ValueError("With source='data' the anchors' labels are those of the images; drop `labels`.")
-    x, y = _real_data(config)
-    pick = np.random.default_rng(seed).choice(len(x), size=min(k, len(x)), replace=False)
-    conditional = getattr(model, "num_classes", None) is not None
-    y = y[pick] if conditional else None
-    anchors = encode_images(model, x[pick], y)
-    return interpolation_grid(model, anchors, steps, labels=y, label_mode=label_mode, method=method)
-
-
-def _run_arithmetic(model, config, seed, a="7:bold", b="7", c="1", examples=4, num_samples=2000, classify=None,
-                    rescale=None):
-    latents, images, labels = _labelled_latents(model, config, seed, num_samples, classify)
-    index = [_group(spec, latents, images, labels, role) for role, spec in (("a", a), ("b", b), ("c", c))]
-    examples = min(_check_int("examples", examples, 1), *(len(i) for i in index))
-    grid_labels = None
-    if getattr(model, "num_classes", None) is not None:
-        rows = [np.append(labels[i[:examples]], _common_label(labels, i)) for i in index]
-        grid_labels = np.stack(rows + [rows[2]])  # the result takes C's classes
-    if rescale is None:
-        rescale = not _has_encoder(model)  # prior draws: keep the means on the prior's shell
-    return arithmetic_grid(model, *(latents[i] for i in index), labels=grid_labels, examples=examples,
-                           names=(a, b, c), rescale=rescale)
-
-
-def _run_traverse(model, config, seed, dims=None, values=None, steps=7, labels=None, source="prior", index=0):
-    _check_choice("source", source, SOURCES)
-    steps = _check_int("steps", steps, 2)
-    values = np.linspace(-3.0, 3.0, steps) if values is None else values
-    label = labels
-    if source == "data":
-        _check_encoder(model)
-        x, y = _real_data(config)
-        index = _check_int("index", index, 0)
-        if index >= len(x):
-            raise ValueError(f"`index` {index} is out of range: the test split has {len(x)} images.")
-        conditional = getattr(model, "num_classes", None) is not None
-        label = int(y[index]) if conditional else None
-        z = encode_images(model, x[index : index + 1], None if label is None else [label])[0]
-    else:
-        z = np.asarray(model.sample_latent(1, seed=seed), "float32")[0]
-        if label is None and getattr(model, "num_classes", None) is not None:
-            label = 0
-    if dims is None:
-        size = int(np.prod(model.latent_shape))
-        if _has_encoder(model):
-            x, y = _real_data(config)
-            conditional = getattr(model, "num_classes", None) is not None
-            dims = active_dims(model, x, y if conditional else None)[0][: min(8, size)]
-        else:
-            dims = range(min(8, size))
-    grid = traverse(model, z, dims, values, labels=label)
-    grid.title += f" (z from the {source})"
-    return grid
-
-
-def _run_edit(model, config, seed, images=":thin", from_group=":thin", to_group=":bold", strengths=(0.5, 1.0, 1.5),
-              count=6):
-    _check_encoder(model)
-    x, y = _real_data(config)
-    conditional = getattr(model, "num_classes", None) is not None
-    z = encode_images(model, x, y if conditional else None)
-    source = _group(from_group, z, x, y, "from")
-    target = _group(to_group, z, x, y, "to")
-    vector = attribute_vector(z, target, source)
-    chosen = _group(images, z, x, y, "images")
-    chosen = np.random.default_rng(seed).permutation(chosen)[: _check_int("count", count, 1)]
-    new_labels = None
-    to_classes = parse_group(to_group)[0]
-    if conditional and to_classes is not None and len(to_classes) == 1:
-        new_labels = to_classes[0]  # a conditional VAE keeps the class in the label, not in z
-    grid = edit(model, x[chosen], along(vector, strengths), labels=y[chosen] if conditional else None,
-                new_labels=new_labels)
-    grid.title = f"images {images!r} + strength × (mean z[{to_group!r}] − mean z[{from_group!r}])"
-    return grid
-
-
-_RUNNERS = {"interpolate": _run_interpolate, "arithmetic": _run_arithmetic, "traverse": _run_traverse,
-            "edit": _run_edit}
-
-
-def grid_for_run(run, action, seed=0, **options):
-    """The latent-space grid ``action`` of a trained run folder (what ``keras-gen latent ACTION`` draws).
-
-    Actions and their options (all optional):
-
-    - ``"interpolate"``: ``rows`` (4), ``steps`` (8), ``method`` ("slerp"), ``labels`` (per anchor, conditional
-      models), ``label_mode`` ("hold"), ``source`` ("prior", or "data": encoded test images, VAEs).
-    - ``"arithmetic"``: group specs ``a``, ``b``, ``c`` (`parse_group`; default "7:bold" − "7" + "1": a bold 1),
-      ``examples`` (4), ``num_samples`` (2000 GAN samples), ``classify`` (default: the package's domain
-      classifier of the dataset, for an unconditional GAN), ``rescale`` (default: True for a GAN's prior draws,
-      False for a VAE's encodings). A VAE's groups are its encoded test images, a conditional GAN's are
-      samples with their labels.
-    - ``"traverse"``: ``dims`` (default: a VAE's 8 most active, else the first 8), ``values`` (default
-      ``linspace(-3, 3, steps)``), ``steps`` (7), ``labels`` (one class), ``source`` ("prior" or "data"),
-      ``index`` (the test image, with "data").
-    - ``"edit"`` (VAEs): ``images`` (group spec of the test images to edit, ":thin"), ``from_group`` (":thin"),
-      ``to_group`` (":bold"), ``strengths`` ((0.5, 1, 1.5)), ``count`` (6). The vector is
-      ``mean z[to] - mean z[from]``; a conditional VAE decodes with the ``to`` class when it names one.
-
-    Args:
-        run: a run folder written by `keras_gen.train_run` / ``keras-gen train``.
-        action: one of `ACTIONS`.
-        seed: seed of every random choice (prior draws, which images).
-        **options: the action's options above.
-
-    Returns:
-        A `LatentGrid`.
-    """
-    from keras_gen.presets import run_dir_config
-    from keras_gen.runs import load_run
-
-    _check_choice("latent action", action, ACTIONS)
-    runner = _RUNNERS[action]
-    valid = [p for p in inspect.signature(runner).parameters if p not in ("model", "config", "seed")]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ValueError(f"Unknown option(s) {unknown} for `{action}`. Valid: {', '.join(valid)}.")
-    config = run_dir_config(run)
-    model = _check_model(load_run(run, compile=False))
-    return runner(model, config, seed, **options)

@@ -23,7 +23,7 @@ import time
 from keras_gen.images import atomic_write
 from keras_gen.presets import RunConfig, build_model, run_dir_config
 
-__all__ = ["train_run", "load_run", "prepare_run_dir", "RunResult"]
+__all__ = ["train_run", "load_run", "prepare_run_dir", "held_out_images", "RunResult"]
 
 MODEL_FILE = "model.keras"
 CHECKPOINT_FILE = os.path.join("checkpoints", "last.keras")
@@ -173,8 +173,8 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
     with dtype_policy(config.mixed_precision):
         with strategy.scope():
             model = build_model(build_config, info)
-        if hasattr(model, "reconstruct"):
-            images, labels = _held_out_images(config)
+        if "reconstruct" in model.operations:
+            images, labels = held_out_images(config)
             callbacks.append(cbs.ReconstructionGrid(os.path.join(run_dir, "reconstructions"), images, labels))
         history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.perf_counter() - start
@@ -194,7 +194,7 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
     )
 
 
-def _held_out_images(config, n=32):
+def held_out_images(config, n=32):
     """``n`` fixed real images (and labels, or None) for the reconstruction grid: from the dataset's test split,
     or from its training data when it has no test split."""
     import numpy as np
