@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-slow test-all bench bench-mode-collapse clean
+.PHONY: setup demo test test-slow test-all bench bench-mode-collapse experiments clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,8 @@ test-slow: setup
 test-all: setup
 	$(PY) -m pytest -q -m "slow or not slow"
 
-# Benchmarks print a Markdown table and write JSON to benchmarks/results/ (tens of minutes on 2 CPU cores).
+# Product benchmarks (benchmarks/README.md) print a Markdown table and write JSON to benchmarks/results/
+# (tens of minutes on 2 CPU cores).
 bench: setup
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/sampling.py
@@ -42,6 +43,12 @@ bench-mode-collapse: setup
 	$(PY) benchmarks/mode_collapse.py --seeds 10
 	$(PY) benchmarks/mode_collapse.py \
 		--presets dcgan-stacked-mnist,pacgan-stacked-mnist,r1-stacked-mnist,r1-ema-stacked-mnist --seeds 1 --merge
+
+# Studies (experiments/README.md) write JSON to experiments/results/. Only r1_read_order.py runs on its own
+# (~3 min); stacked_digits.py reads a `mode_collapse.py --backup` folder and stacked_mnist_sweep.py trains on a
+# GPU machine with PyTorch: run those by hand as experiments/README.md shows.
+experiments: setup
+	$(PY) experiments/r1_read_order.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache

@@ -173,15 +173,10 @@ def _keeps_average(model):
 @contextlib.contextmanager
 def _standing_statistics(model):
     """Inside the block the generator's batch normalizations hold statistics recomputed for its current weights
-    (`GAN.recompute_generator_statistics`); on exit, exception or not, the moving statistics training keeps."""
-    from keras_gen.models.gan import _statistics_restorer
-
-    restore = _statistics_restorer(model._generator_batch_norms())
-    try:
-        model.recompute_generator_statistics()
-        yield
-    finally:
-        restore()
+    (`GAN.recompute_generator_statistics`); on exit, exception or not, the moving statistics training keeps
+    (`GAN.restoring_generator_statistics`). Yields the number of batch normalizations (0: nothing recomputed)."""
+    with model.restoring_generator_statistics() as layers:
+        yield model.recompute_generator_statistics() if layers else 0
 
 
 def _curve_scores(scores):
@@ -256,9 +251,10 @@ def _curve_callback(every, dataset, n, seed, label, state=None):
                 with self.model.averaged_weights():
                     point["averaged"] = _curve_scores(score(self.model, dataset, n, seed))
                     shown += f"; averaged weights: {_shown(point['averaged'])}"
-                    if self.model._generator_batch_norms():  # and the average with statistics of its own
-                        with _standing_statistics(self.model):
+                    with _standing_statistics(self.model) as layers:  # and the average with statistics of its own
+                        if layers:
                             point["standing"] = _curve_scores(score(self.model, dataset, n, seed))
+                    if "standing" in point:
                         shown += f"; with recomputed statistics: {_shown(point['standing'])}"
             self.scoring += time.perf_counter() - now
             self.curve.append(point)

@@ -123,8 +123,7 @@ PRESETS = {
     "grid2d": _mlp_preset(
         "MLP GAN on 25 Gaussians on a 5x5 grid (sigma 0.05): non-saturating loss with R1 (gamma 0.1) against "
         "dropped modes, wider networks (G and D 3 x 256), 150 epochs, Adam(1e-3, 0.5) cosine-decayed to 1e-5 over "
-        "the 15,000 steps (the last 50 epochs sharpen the paths between modes: high-quality samples 93.2 -> 96.4% "
-        "and 92.6 -> 96.7% on seeds 3 and 4 against 100 epochs).",
+        "the 15,000 steps (the last 50 epochs sharpen the paths between modes; docs/evaluation.md).",
         "grid2d",
         model={"r1_weight": 0.1},
         networks={
@@ -160,9 +159,8 @@ PRESETS = {
     ),
     "r1-stacked-mnist": _dcgan_preset(
         "DCGAN on stacked MNIST with R1 (gamma 10, Mescheder et al. 2018) on the discriminator and Adam(4e-4, 0.5), "
-        "30 epochs: of 19 variants (losses, packing, width, schedules, EMA, R1) swept on a GPU with "
-        "benchmarks/stacked_mnist_sweep.py, R1 was the change that drew the three channels' digits evenly "
-        "(KL 0.051 +- 0.003 after 30 epochs with keras-gen over eight runs of seeds 0-6, against 0.184 without R1).",
+        "30 epochs: the recipe a GPU sweep of losses, packing, width, schedules, weight averaging and R1 found (R1 "
+        "is what draws the three channels' digits evenly; docs/experiments/stacked_mnist.md).",
         model={"r1_weight": 10.0},
         optimizers={"d_optimizer": _adam(4e-4, 0.5), "g_optimizer": _adam(4e-4, 0.5)},
         dataset="stacked_mnist",
@@ -170,12 +168,8 @@ PRESETS = {
     ),
     "r1-ema-stacked-mnist": _dcgan_preset(
         "r1-stacked-mnist whose generator samples, saves and exports the moving average of its weights "
-        "(Adam use_ema, momentum 0.999: about the last 1,000 of its 781 steps per epoch; Yazici et al. 2019). "
-        "With keras-gen after 30 epochs: KL 0.049 +- 0.002 over seeds 0-9 (0.051, 0.045, 0.048, 0.051, 0.047, 0.050, "
-        "0.049, 0.051, 0.045, 0.048), where the live weights score 0.049, 0.050, 0.055, 0.045, 0.052, 0.056, 0.053, "
-        "0.050, 0.052, 0.051 (the average leads at 37 of 40 evaluations from epoch 15 on, lags before). Read by the "
-        "benchmark's classifier; classifiers trained from seven other seeds read seed 7 at 0.029-0.076, and the mean "
-        "of all eight at 0.032 (benchmarks/stacked_digits.py).",
+        "(Adam use_ema, momentum 0.999: about the last 1,000 of its 781 steps per epoch; Yazici et al. 2019); "
+        "its results over ten seeds are in docs/experiments/stacked_mnist.md.",
         model={"r1_weight": 10.0},
         optimizers={
             "d_optimizer": _adam(4e-4, 0.5),
@@ -219,6 +213,11 @@ class RunConfig:
         deterministic: enable TensorFlow's op determinism (bit-identical runs for a seed, somewhat slower).
         data_dir: TFDS data directory, for TFDS datasets.
         sample_count: samples per grid (images) or scatter plot (points).
+        image_size: ``[height, width]`` (an int means square) to resize the images to, or ``None`` for the
+            dataset's own size (an image folder's must then be the same for every image; docs/data.md).
+        channels: image folders: 1, 3 or 4 channels to convert every image to, or ``None`` to decide from the
+            folder (1 if every image is grayscale, else 3).
+        center_crop: image folders, with ``image_size``: crop to its aspect ratio before resizing (no stretching).
     """
 
     preset: str

@@ -426,10 +426,13 @@ def test_benchmark_quick_run(tmp_path):
 
 
 def _benchmark(name):
-    """A script of benchmarks/ as a module (they are not a package)."""
+    """A script of benchmarks/ (or of experiments/, the studies) as a module (they are not packages)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    path = os.path.join(ROOT, "benchmarks", f"{name}.py")
+    if not os.path.isfile(path):
+        path = os.path.join(ROOT, "experiments", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

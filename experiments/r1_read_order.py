@@ -1,8 +1,8 @@
 """How often a traced discriminator update computes R1 from weights it has already updated, with and without the
 order `keras_gen.models.base.apply_gradients` imposes (the update waits for the whole loss).
 
-    python benchmarks/r1_read_order.py               # r1-ema-stacked-mnist, 50 fresh traces of each order
-    python benchmarks/r1_read_order.py --traces 20 --presets r1-stacked-mnist
+    python experiments/r1_read_order.py               # r1-ema-stacked-mnist, 50 fresh traces of each order
+    python experiments/r1_read_order.py --traces 20 --presets r1-stacked-mnist
 
 R1 reads the discriminator's biases (batch-norm offsets here) in a forward pass that no gradient of those biases
 needs: through LeakyReLU their R1 gradient is zero. Without an imposed order only the traced graph's
@@ -13,7 +13,7 @@ and compares the R1 it logs with R1 computed eagerly on those weights. The draw 
 has traced: of the unordered traces, 3 of 40 lost the order here when run alone, 1 of 50 after 50 ordered ones
 (this script), none of 50 interleaved with them. So the count shows the hazard, not its rate.
 
-Writes JSON to benchmarks/results/r1_read_order.json.
+Writes JSON to experiments/results/r1_read_order.json.
 """
 
 import argparse
@@ -127,7 +127,7 @@ def main(argv=None):
     wall = time.perf_counter() - began
     print(table)
     print(f"\n({wall:.0f} s)")
-    provenance.write_report(args.out, {"command": provenance.command_line("benchmarks/r1_read_order.py", argv),
+    provenance.write_report(args.out, {"command": provenance.command_line("experiments/r1_read_order.py", argv),
                                        "wall_seconds": round(wall, 1), "rows": rows, "table": table})
     print(f"Wrote {args.out}")
     return 0

@@ -8,9 +8,9 @@ each every few epochs exactly as `keras_gen.metrics.stacked_mnist_modes` does: t
 classifier (its Keras weights, parity checked) reads each channel of 26,000 samples. A recipe found here becomes
 a keras-gen preset and is then measured with the package itself (`benchmarks/mode_collapse.py`).
 
-    python benchmarks/stacked_mnist_sweep.py export DIR            # here (TensorFlow): data + classifier weights
-    python benchmarks/stacked_mnist_sweep.py run DIR --configs r1 --out sweep.json --budget 300   # GPU, PyTorch
-    python benchmarks/stacked_mnist_sweep.py table sweep.json [more.json ...]                   # anywhere
+    python experiments/stacked_mnist_sweep.py export DIR            # here (TensorFlow): data + classifier weights
+    python experiments/stacked_mnist_sweep.py run DIR --configs r1 --out sweep.json --budget 300   # GPU, PyTorch
+    python experiments/stacked_mnist_sweep.py table sweep.json [more.json ...]                   # anywhere
 
 ``run`` starts one process per config (all sharing the GPU), rewrites each config's result after every
 evaluation and stops them all at ``--budget`` seconds, evaluating where each one got to.
@@ -482,7 +482,7 @@ def run(data_dir, config_set, out, budget):
             with open(path) as f:
                 results.append(json.load(f))
     with open(out, "w") as f:
-        json.dump({"command": " ".join(["python benchmarks/stacked_mnist_sweep.py"] + sys.argv[1:]),
+        json.dump({"command": " ".join(["python experiments/stacked_mnist_sweep.py"] + sys.argv[1:]),
                    "budget_seconds": budget, "results": results}, f, indent=1)
     table([out])
 

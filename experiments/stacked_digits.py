@@ -1,25 +1,25 @@
 """Which digits a trained stacked-MNIST generator draws too often or too rarely, and how much of its KL that is.
 
-    python benchmarks/stacked_digits.py --backup benchmarks/results/backup/r1-ema-stacked-mnist_seed7
-    python benchmarks/stacked_digits.py --weights run.weights.h5 --preset r1-stacked-mnist --n 5000
-    python benchmarks/stacked_digits.py --backup DIR --classifier-seed 0,1,2,3  # the mean of four classifiers
+    python experiments/stacked_digits.py --backup benchmarks/results/backup/r1-ema-stacked-mnist_seed7
+    python experiments/stacked_digits.py --weights run.weights.h5 --preset r1-stacked-mnist --n 5000
+    python experiments/stacked_digits.py --backup DIR --classifier-seed 0,1,2,3  # the mean of four classifiers
 
-Scores a generator the way `mode_collapse.py` does (the domain classifier's digit for each channel of ``--n``
-samples, KL of the digit triples to uniform over 1,000; the same samples for the same seed, so the same KL) and
-splits that KL into the summed KLs of the three channels' digit histograms and the rest: the channels' dependence
-plus what a finite sample scores by chance (the training data's rest, ~0.019 at 26,000 samples). For each digit it
-shows the share of the classifier's votes (argmax), the mean probability the classifier gives it (a share that does
-not depend on where the argmax boundary falls) and the share of samples read with confidence below 0.9, beside the
-same numbers for the training data: a digit the generator draws rarely is rare in both shares; strokes the
-classifier reads as another digit move the votes more than the probabilities.
+Scores a generator the way `benchmarks/mode_collapse.py` does (the domain classifier's digit for each channel of
+``--n`` samples, KL of the digit triples to uniform over 1,000; the same samples for the same seed, so the same KL)
+and splits that KL into the summed KLs of the three channels' digit histograms and the rest: the channels'
+dependence plus what a finite sample scores by chance (the training data's rest, ~0.019 at 26,000 samples). For each
+digit it shows the share of the classifier's votes (argmax), the mean probability the classifier gives it (a share
+that does not depend on where the argmax boundary falls) and the share of samples read with confidence below 0.9,
+beside the same numbers for the training data: a digit the generator draws rarely is rare in both shares; strokes
+the classifier reads as another digit move the votes more than the probabilities.
 
-The weights come from a `mode_collapse.py --backup` folder (``PRESET_seedS``: the preset and seed are read from its
-name; the backup of a finished run holds its last epoch) or a ``.weights.h5`` file of the preset's model. A
-generator that keeps a weight average (``use_ema``) is scored with it, as `fit` leaves it, and with its live
-weights. ``--classifier-seed S`` reads the same samples with a classifier trained the same way from another seed;
-``--classifier-seed 0,1,2,3`` (or ``--classifier`` given more than once) reads each digit by the mean of several
-classifiers' probabilities, a reader that depends less on any one classifier's training.
-Writes JSON to benchmarks/results/stacked_digits.json.
+The weights come from a `benchmarks/mode_collapse.py --backup` folder (``PRESET_seedS``: the preset and seed are
+read from its name; the backup of a finished run holds its last epoch) or a ``.weights.h5`` file of the preset's
+model. A generator that keeps a weight average (``use_ema``) is scored with it, as `fit` leaves it, and with its
+live weights. ``--classifier-seed S`` reads the same samples with a classifier trained the same way from another
+seed; ``--classifier-seed 0,1,2,3`` (or ``--classifier`` given more than once) reads each digit by the mean of
+several classifiers' probabilities, a reader that depends less on any one classifier's training.
+Writes JSON to experiments/results/stacked_digits.json.
 """
 
 import argparse
@@ -88,7 +88,7 @@ def parse_args(argv=None):
                         "mode_collapse.py scores with: how much of the KL is the classifier's reading; several "
                         "seeds, comma-separated, read each digit by the mean of their classifiers' probabilities")
     parser.add_argument("--n", type=int, default=26_000, help="generated samples (default 26,000, as PacGAN)")
-    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "stacked_digits.json"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "experiments", "results", "stacked_digits.json"))
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}.")
@@ -217,7 +217,7 @@ def main(argv=None):
     print(f"\n({args.preset}, seed {args.seed}, {args.weights}; read by {reader['name']}, "
           f"{100 * reader['accuracy']:.1f} % accurate on {reader['num_test']} test digits; {wall:.0f} s)")
     report = {
-        "command": provenance.command_line("benchmarks/stacked_digits.py", argv), "wall_seconds": round(wall, 1),
+        "command": provenance.command_line("experiments/stacked_digits.py", argv), "wall_seconds": round(wall, 1),
         "preset": args.preset, "seed": args.seed, "weights": args.weights, "classifier": reader,
         "rows": rows, "table": table}
     provenance.write_report(args.out, report)
