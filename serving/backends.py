@@ -114,15 +114,15 @@ class Servable:
         """The ``SignatureDefMap`` proto GetModelMetadata answers with."""
         raise NotImplementedError
 
-    def batcher(self, signature, parameters):
-        """The `Batcher` of one signature (made on first use)."""
+    def batcher(self, signature, parameters, slots=None):
+        """The `Batcher` of one signature (made on first use); ``slots``: run slots shared by all batchers."""
         from keras_gen.serving.batching import Batcher
 
         with self._batcher_lock:
             if signature not in self.batchers:
                 self.batchers[signature] = Batcher(
                     lambda inputs: self.run(signature, inputs), parameters,
-                    name=f"{self.name}/{self.version}/{signature}",
+                    name=f"{self.name}/{self.version}/{signature}", slots=slots,
                 )
             return self.batchers[signature]
 

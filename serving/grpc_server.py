@@ -1,8 +1,9 @@
 """The gRPC front end: TF Serving's ``PredictionService`` and ``ModelService`` with the stubs of
 ``tensorflow-serving-api``.
 
-- ``PredictionService.Predict``: `PredictionCore.predict` (inputs and outputs as ``TensorProto``; outputs are
-  written with ``tensor_content``, as TF Serving's ``kAsProtoContent``);
+- ``PredictionService.Predict``: `PredictionCore.predict` (inputs and outputs as ``TensorProto``; the inputs are
+  decoded by `PredictionCore.decode_protos` once the signature is known, each header checked against it first;
+  outputs are written with ``tensor_content``, as TF Serving's ``kAsProtoContent``);
 - ``PredictionService.GetModelMetadata``: ``metadata["signature_def"]`` packs the version's ``SignatureDefMap``
   (the only metadata field TF Serving knows);
 - ``PredictionService.Classify`` / ``Regress`` / ``MultiInference``: UNIMPLEMENTED (generators have no
@@ -45,7 +46,7 @@ def _servicers():
     )
 
     from keras_gen.serving.errors import RequestError
-    from keras_gen.serving.tensors import from_tensor_proto, to_tensor_proto
+    from keras_gen.serving.tensors import to_tensor_proto
 
     class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         """``PredictionService`` over a `PredictionCore`."""
@@ -62,9 +63,9 @@ def _servicers():
             try:
                 if not request.HasField("model_spec"):
                     raise RequestError("INVALID_ARGUMENT", "Missing ModelSpec")
-                inputs = {
-                    key: from_tensor_proto(tensor, key, self.max_elements) for key, tensor in request.inputs.items()
-                }
+                # Decoded once the signature is known, each proto's header checked against it first.
+                inputs = functools.partial(self.core.decode_protos, protos=request.inputs,
+                                           max_elements=self.max_elements)
                 result = self.core.predict(name, version, label, signature, inputs, list(request.output_filter))
                 response = predict_pb2.PredictResponse()
                 response.model_spec.name = result.name

@@ -12,14 +12,18 @@ What it does, as ``tensorflow_model_server`` does:
 - polls the base path every ``poll_interval`` seconds: a new version folder is loaded and warmed up, takes the
   traffic, and the old version is unloaded once its requests in flight have finished (`ModelManager`);
 - answers gRPC (``PredictionService``, ``ModelService``) and REST (``/v1/models/...``) with TF Serving's status
-  codes and messages; optional server-side batching (`BatchingParameters`), TLS on both ports, and a Prometheus
-  page on the REST port;
+  codes and messages; optional server-side batching (`BatchingParameters`: every signature of a batched model,
+  or only the versions with a ``batching_params.pbtxt`` under per-model batching, as TF Serving batches), TLS on
+  both ports, and a Prometheus page on the REST port;
 - binds to 127.0.0.1 unless ``host`` says otherwise; stops gracefully (in-flight requests finish) on `stop`, and
   on SIGTERM / SIGINT under `serve`.
 
 Differences from TF Serving: one Python process (requests run in threads; TensorFlow and ONNX Runtime release the
 GIL while computing); port 0 picks a free port (TF Serving's ``--rest_api_port=0`` turns REST off: here pass
-``rest_port=None``); a model keeps its last version when every version folder disappears.
+``rest_port=None``); a model keeps its last version when every version folder disappears; ``models.config`` is
+read once (TF Serving re-reads it every ``--model_config_file_poll_wait_seconds``); a batching parameters file
+that leaves a field out gets `BatchingParameters`' default for it, not TF Serving's. ``docs/serving.md`` lists
+the TF Serving behaviour this server follows, with its sources.
 """
 
 import logging
@@ -29,7 +33,7 @@ import ssl
 import threading
 
 from keras_gen.serving.backends import BACKENDS, load_servable
-from keras_gen.serving.batching import BatchingParameters
+from keras_gen.serving.batching import BatchingParameters, read_model_batching
 from keras_gen.serving.config import PROMETHEUS_PATH, discover_models, read_model_config, read_monitoring_config
 from keras_gen.serving.manager import ModelManager
 from keras_gen.serving.metrics import Metrics
@@ -88,7 +92,13 @@ class ModelServer:
             after `start`.
         backend: ``"savedmodel"`` or ``"onnx"`` (see `keras_gen.serving.backends`).
         batching: None (off), True (default `BatchingParameters`), a `BatchingParameters`, a dict of its fields,
-            or a batching parameters file.
+            or a batching parameters file (TF Serving's ``--enable_batching`` and ``--batching_parameters_file``).
+            As in TF Serving, every signature of a batched model is batched, so `sample` (scalar inputs) is
+            refused there: see ``per_model_batching``.
+        per_model_batching: TF Serving's ``--enable_per_model_batching_parameters``: with ``batching`` on, batch
+            only the versions whose folder holds a ``batching_params.pbtxt`` (read when the version loads; one
+            that does not parse fails the load), with that file's parameters; ``batching`` then gives only
+            ``num_batch_threads``, shared by all batched models. Ignored without ``batching``, as in TF Serving.
         poll_interval: seconds between scans of the base path for new versions (0: scan once at start).
         max_images: the most images one request may ask for (INVALID_ARGUMENT beyond it).
         max_request_bytes: the largest request (gRPC: RESOURCE_EXHAUSTED; REST: HTTP 413).
@@ -117,6 +127,7 @@ class ModelServer:
         rest_port=8501,
         backend="savedmodel",
         batching=None,
+        per_model_batching=False,
         poll_interval=1.0,
         max_images=1024,
         max_request_bytes=16 << 20,
@@ -140,6 +151,11 @@ class ModelServer:
             raise ValueError("Both `grpc_port` and `rest_port` are None: nothing would be served.")
         self.backend = backend
         self.batching = _batching(batching)
+        self.per_model_batching = bool(per_model_batching)
+        if self.per_model_batching and self.batching is None:
+            logger.warning("per_model_batching is ignored without batching (as TF Serving ignores "
+                           "--enable_per_model_batching_parameters without --enable_batching).")
+            self.per_model_batching = False
         self.poll_interval = _check_positive("poll_interval", poll_interval, integer=False, zero=True)
         self.max_request_bytes = _check_positive("max_request_bytes", max_request_bytes)
         self.grpc_workers = _check_positive("grpc_workers", grpc_workers)
@@ -159,7 +175,8 @@ class ModelServer:
         self.sources = self._sources(base_path, models, model_config_file, model_name)
         self.metrics = Metrics()
         self.manager = ModelManager(self.sources, self._load)
-        self.core = PredictionCore(self.manager, max_images=max_images, batching=self.batching, metrics=self.metrics)
+        self.core = PredictionCore(self.manager, max_images=max_images, batching=self.batching, metrics=self.metrics,
+                                   per_model_batching=self.per_model_batching)
         self._grpc = None
         self._rest = None
         self._threads = []
@@ -200,11 +217,14 @@ class ModelServer:
     def _load(self, name, version, path):
         servable = load_servable(name, version, path, self.backend, onnx_threads=self.onnx_threads)
         try:
+            batching = read_model_batching(path) if self.per_model_batching else None
             if self.warmup:
                 servable.warm_up()
         except BaseException:
             servable.close()
             raise
+        if batching is not None:
+            self.core.model_batching[servable] = batching
         return servable
 
     # ------------------------------------------------------------------------------------------- running

@@ -3,8 +3,9 @@
 The proto conversions follow TensorFlow's own (``Tensor::FromProto``): the bytes of ``tensor_content`` in
 row-major, little-endian order, or else the typed ``*_val`` field, where fewer values than elements repeat the
 last one and no values at all mean zeros. They are written here rather than taken from ``tf.make_ndarray`` so a
-malformed proto gives an INVALID_ARGUMENT naming what is wrong (and a proto that announces a huge shape cannot
-make the server allocate it), and so the client does not need TensorFlow's Python ops.
+malformed proto gives an INVALID_ARGUMENT naming what is wrong, so the header (`proto_header`) can be checked
+against a signature before any value is decoded (a proto of a few bytes that announces a huge shape costs the
+server nothing), and so the client does not need TensorFlow's Python ops.
 """
 
 import numpy as np
@@ -16,6 +17,7 @@ __all__ = [
     "dtype_enum",
     "dtype_name",
     "to_tensor_proto",
+    "proto_header",
     "from_tensor_proto",
     "json_to_array",
     "array_to_json",
@@ -78,8 +80,36 @@ def to_tensor_proto(array, dtype=None, out=None):
     return out
 
 
+def proto_header(proto, name="tensor"):
+    """The dtype and shape a ``TensorProto`` announces, read from its header alone (nothing is decoded or
+    allocated), so a request can be checked against its signature before its values are expanded.
+
+    Returns:
+        ``(NumPy dtype, shape tuple)``.
+
+    Raises:
+        RequestError: INVALID_ARGUMENT for an unsupported dtype, an unknown rank or a negative dimension.
+    """
+    if proto.dtype not in _TYPES:
+        raise RequestError(
+            "INVALID_ARGUMENT",
+            f"input {name!r} has dtype {dtype_name(proto.dtype)}, which this server does not take "
+            f"(it takes {', '.join(t[2] for t in _TYPES.values())}).",
+        )
+    if proto.tensor_shape.unknown_rank:
+        raise RequestError("INVALID_ARGUMENT", f"input {name!r} has an unknown rank: give its shape.")
+    shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
+    if any(d < 0 for d in shape):
+        raise RequestError("INVALID_ARGUMENT", f"input {name!r} has a negative dimension in its shape {list(shape)}.")
+    return _TYPES[proto.dtype][0], shape
+
+
 def from_tensor_proto(proto, name="tensor", max_elements=MAX_ELEMENTS):
     """A ``TensorProto`` as a NumPy array.
+
+    The element count is checked against ``max_elements`` from the header, before anything is allocated: a server
+    should first check the header against the signature (`proto_header`) and pass the most elements the
+    signature and its limits allow.
 
     Args:
         proto: the ``TensorProto``.
@@ -90,18 +120,8 @@ def from_tensor_proto(proto, name="tensor", max_elements=MAX_ELEMENTS):
         RequestError: INVALID_ARGUMENT for an unsupported dtype, an unknown or negative shape, a byte count that
             does not match the shape, more values than elements, or too many elements.
     """
-    if proto.dtype not in _TYPES:
-        raise RequestError(
-            "INVALID_ARGUMENT",
-            f"input {name!r} has dtype {dtype_name(proto.dtype)}, which this server does not take "
-            f"(it takes {', '.join(t[2] for t in _TYPES.values())}).",
-        )
-    dtype, field, _ = _TYPES[proto.dtype]
-    if proto.tensor_shape.unknown_rank:
-        raise RequestError("INVALID_ARGUMENT", f"input {name!r} has an unknown rank: give its shape.")
-    shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
-    if any(d < 0 for d in shape):
-        raise RequestError("INVALID_ARGUMENT", f"input {name!r} has a negative dimension in its shape {list(shape)}.")
+    dtype, shape = proto_header(proto, name)
+    field = _TYPES[proto.dtype][1]
     count = 1
     for d in shape:
         count *= d
@@ -142,10 +162,11 @@ def from_tensor_proto(proto, name="tensor", max_elements=MAX_ELEMENTS):
                 raise RequestError("INVALID_ARGUMENT", f"input {name!r}: a value does not fit {dtype.name}.")
     if n == count:
         return flat.reshape(shape)
-    out = np.zeros(count, dtype)
-    if n:  # fewer values than elements: the last one repeats (as in Tensor::FromProto)
-        out[:n] = flat
-        out[n:] = flat[-1]
+    if not n:
+        return np.zeros(shape, dtype)
+    out = np.empty(count, dtype)  # fewer values than elements: the last one repeats (as in Tensor::FromProto)
+    out[:n] = flat
+    out[n:] = flat[-1]
     return out.reshape(shape)
 
 
@@ -153,8 +174,9 @@ def from_tensor_proto(proto, name="tensor", max_elements=MAX_ELEMENTS):
 def json_to_array(value, dtype, name="tensor"):
     """A JSON value (a number, or nested lists of numbers) as an array of ``dtype``.
 
-    Integers go into float inputs; float inputs take ``NaN`` / ``Infinity``; integer inputs take only whole
-    numbers within their dtype's range; booleans only boolean inputs.
+    Integers go into float inputs; float inputs take ``NaN`` / ``Infinity`` here (`PredictionCore.check_inputs`
+    then refuses non-finite inputs, naming them); integer inputs take only whole numbers within their dtype's
+    range; booleans only boolean inputs.
 
     Raises:
         RequestError: INVALID_ARGUMENT naming the input and what was wrong (ragged lists, strings, objects,
