@@ -435,9 +435,9 @@ def test_penalties_warn_about_keras_own_normalization_layers():
 def test_r1_read_order_benchmark_checks_its_arguments_and_restores_the_update(capsys):
     from keras_gen.models import base
     from keras_gen.models import gan as gan_module
-    from tests.test_evaluate import _benchmark
+    from tests.helpers import load_script
 
-    bench = _benchmark("r1_read_order")
+    bench = load_script("r1_read_order")
     for argv, message in ((["--presets", "nope"], "Unknown preset 'nope'"),
                           (["--presets", "dcgan"], "has no R1 penalty"),
                           (["--traces", "0"], "--traces must be >= 1, got 0")):
@@ -447,3 +447,28 @@ def test_r1_read_order_benchmark_checks_its_arguments_and_restores_the_update(ca
     with bench._order(bench.ORDERS[1]):
         assert gan_module.apply_gradients is bench._unordered
     assert gan_module.apply_gradients is base.apply_gradients
+
+
+def test_restoring_generator_statistics_puts_back_the_ones_training_keeps():
+    """``with gan.restoring_generator_statistics():`` lets standing statistics be recomputed for a look (the
+    averaged generator scored mid-training) and puts back what the batch norms held, also after an exception."""
+    import contextlib
+
+    gan = small_gan()
+    gan.fit(IMAGES, epochs=1, batch_size=4, verbose=0)
+    layers = [l for l in gan.generator._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    kept = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
+    for fail in (False, True):
+        with pytest.raises(KeyboardInterrupt) if fail else contextlib.nullcontext():
+            with gan.restoring_generator_statistics() as count:
+                assert count == len(layers) > 0
+                gan.recompute_generator_statistics(batches=2, batch_size=4)
+                assert not np.allclose(layers[0].moving_variance.numpy(), kept[0][1])  # recomputed inside
+                if fail:
+                    raise KeyboardInterrupt
+        for layer, (mean, variance) in zip(layers, kept):
+            np.testing.assert_array_equal(layer.moving_mean.numpy(), mean)
+            np.testing.assert_array_equal(layer.moving_variance.numpy(), variance)
+    plain = GAN(nets.mlp_generator(latent_dim=2, hidden=[8]), nets.mlp_discriminator(hidden=[8]), seed=0)
+    with plain.restoring_generator_statistics() as count:  # no batch norm: nothing to keep
+        assert count == 0

@@ -7,7 +7,10 @@ from keras import ops
 from keras_gen import model_kind
 from keras_gen.latent_spec import Condition, LatentSpec
 
-__all__ = ["GenerativeModel", "apply_gradients", "check_count", "num_replicas", "uses_float16"]
+__all__ = [
+    "GenerativeModel", "LOSS_SCALE_MODES", "apply_gradients", "check_count", "check_loss_scale", "num_replicas",
+    "prepare_optimizer", "scaled_loss", "uses_float16",
+]
 
 
 def num_replicas():
@@ -33,6 +36,46 @@ def apply_gradients(optimizer, loss, tape, variables):
     grads = tape.gradient(loss, variables)
     with tf.control_dependencies([loss]):
         optimizer.apply_gradients(zip(grads, variables))
+
+
+LOSS_SCALE_MODES = ("auto", True, False)
+"""``compile(loss_scale=...)`` of every model: ``"auto"`` wraps an optimizer in a `LossScaleOptimizer` when one of
+its networks computes in float16, ``True`` always, ``False`` never."""
+
+
+def check_loss_scale(loss_scale):
+    if loss_scale not in LOSS_SCALE_MODES:
+        raise ValueError(f"`loss_scale` must be 'auto', True or False, got {loss_scale!r}.")
+    return loss_scale
+
+
+def prepare_optimizer(optimizer, networks, loss_scale="auto", learning_rate=1e-3, beta_1=0.9):
+    """The optimizer a model's ``compile`` keeps for ``networks``.
+
+    Args:
+        optimizer: a name, config or instance; None gives ``Adam(learning_rate, beta_1)``.
+        networks: the networks it updates (their dtype policies decide ``"auto"`` loss scaling).
+        loss_scale: one of `LOSS_SCALE_MODES`. An optimizer that already is a `LossScaleOptimizer` (a restored
+            one) stays as it is.
+        learning_rate, beta_1: the default Adam's.
+    """
+    check_loss_scale(loss_scale)
+    if optimizer is None:
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
+    optimizer = keras.optimizers.get(optimizer)
+    scale = loss_scale is True or (loss_scale == "auto" and any(uses_float16(net) for net in networks))
+    if scale and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def scaled_loss(optimizer, loss):
+    """The loss to differentiate: divided by the replica count (the optimizer sums the replicas' gradients), and
+    loss-scaled for a `LossScaleOptimizer`."""
+    scaled = loss / num_replicas()
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        scaled = optimizer.scale_loss(scaled)
+    return scaled
 
 
 def uses_float16(network):
@@ -220,6 +263,13 @@ class GenerativeModel(keras.Model):
     def decode_latent(self, z, labels=None):
         """Inference-mode samples from latents (a tensor). Subclasses implement it."""
         raise NotImplementedError
+
+    def inference_networks(self):
+        """``{role: network}``: the networks `decode_latent` runs, whose weights an export holds. By default every
+        functional network the model keeps as an attribute (a GAN's generator and discriminator alike); a model
+        overrides it to leave out what sampling never runs."""
+        return {name: value for name, value in vars(self).items()
+                if isinstance(value, keras.Model) and getattr(value, "inputs", None)}
 
     def generate(self, n, labels=None, seed=None, batch_size=256):
         """Draws ``n`` samples.

@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_gen import losses as losses_lib
 from keras_gen.latent_spec import LatentSpec
-from keras_gen.models.base import GenerativeModel, apply_gradients, num_replicas, uses_float16
+from keras_gen.models.base import GenerativeModel, apply_gradients, prepare_optimizer, scaled_loss
 from keras_gen.networks.layers import Pack
 
 __all__ = ["GAN"]
@@ -237,36 +237,18 @@ class GAN(GenerativeModel):
                     f"GAN.compile() takes no `{key}`: pass `d_optimizer=` and `g_optimizer=`; the losses are "
                     "chosen with GAN(loss=...)."
                 )
-        d_optimizer = self._resolve_optimizer(d_optimizer)
-        g_optimizer = self._resolve_optimizer(g_optimizer)
-        if d_optimizer is g_optimizer:
+        if d_optimizer is not None and d_optimizer is g_optimizer:
             raise ValueError("`d_optimizer` and `g_optimizer` must be two different optimizer instances.")
-        if loss_scale not in ("auto", True, False):
-            raise ValueError(f"`loss_scale` must be 'auto', True or False, got {loss_scale!r}.")
-        scale = loss_scale is True or (
-            loss_scale == "auto" and (uses_float16(self.generator) or uses_float16(self.discriminator))
-        )
-        if scale:
-            d_optimizer = self._loss_scaled(d_optimizer)
-            g_optimizer = self._loss_scaled(g_optimizer)
+        # One network in float16 scales both losses: the generator's gradients flow through the discriminator.
+        networks = [self.generator, self.discriminator]
+        d_optimizer = prepare_optimizer(d_optimizer, networks, loss_scale, learning_rate=2e-4, beta_1=0.5)
+        g_optimizer = prepare_optimizer(g_optimizer, networks, loss_scale, learning_rate=2e-4, beta_1=0.5)
         super().compile(optimizer=None, **kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         # Build the optimizers now: resuming, load_weights and tf.distribute need their variables before fit.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
-
-    @staticmethod
-    def _resolve_optimizer(optimizer):
-        if optimizer is None:
-            return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
-        return keras.optimizers.get(optimizer)
-
-    @staticmethod
-    def _loss_scaled(optimizer):
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            return optimizer
-        return keras.optimizers.LossScaleOptimizer(optimizer)
 
     def get_compile_config(self):
         if self.d_optimizer is None:
@@ -475,9 +457,7 @@ class GAN(GenerativeModel):
                 r1, due = self._r1(real, labels, loss_scale)
                 total = total + 0.5 * self.r1_weight * self.r1_interval * r1
                 logs["r1"], logs["r1_due"] = r1, due
-            scaled = total / num_replicas()
-            if isinstance(self.d_optimizer, keras.optimizers.LossScaleOptimizer):
-                scaled = self.d_optimizer.scale_loss(scaled)
+            scaled = scaled_loss(self.d_optimizer, total)
         apply_gradients(self.d_optimizer, scaled, tape, self.discriminator.trainable_variables)
         if self.clip_value is not None:
             for variable in self.discriminator.trainable_variables:
@@ -505,9 +485,7 @@ class GAN(GenerativeModel):
             fake = self.generator(self._inputs(z, labels), training=True)
             fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
             g_loss = self.generator_loss_fn(ops.cast(fake_logits, "float32"))
-            scaled = g_loss / num_replicas()
-            if isinstance(self.g_optimizer, keras.optimizers.LossScaleOptimizer):
-                scaled = self.g_optimizer.scale_loss(scaled)
+            scaled = scaled_loss(self.g_optimizer, g_loss)
         apply_gradients(self.g_optimizer, scaled, tape, self.generator.trainable_variables)
         return g_loss
 

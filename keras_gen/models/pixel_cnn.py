@@ -7,39 +7,12 @@ import numpy as np
 from keras import ops
 
 from keras_gen.latent_spec import LatentSpec
-from keras_gen.models.base import GenerativeModel, apply_gradients, check_count, num_replicas, uses_float16
+from keras_gen.models.base import GenerativeModel, apply_gradients, check_count, prepare_optimizer, scaled_loss
 from keras_gen.networks.pixel_cnn import GatedActivation, MaskedConv2D
 
 __all__ = ["PixelCNN"]
 
 _LOG_2 = float(np.log(2.0))
-
-
-def resolve_optimizer(optimizer, default_learning_rate=1e-3):
-    """``None`` -> ``Adam(default_learning_rate)``; a name, config or instance -> an optimizer instance."""
-    if optimizer is None:
-        return keras.optimizers.Adam(learning_rate=default_learning_rate)
-    return keras.optimizers.get(optimizer)
-
-
-def loss_scaled(optimizer):
-    """``optimizer`` wrapped in a `keras.optimizers.LossScaleOptimizer` (unless it already is one)."""
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer
-    return keras.optimizers.LossScaleOptimizer(optimizer)
-
-
-def check_loss_scale(loss_scale):
-    if loss_scale not in ("auto", True, False):
-        raise ValueError(f"`loss_scale` must be 'auto', True or False, got {loss_scale!r}.")
-
-
-def scale_for(optimizer, loss):
-    """The loss to differentiate: divided by the replica count, and loss-scaled for a `LossScaleOptimizer`."""
-    scaled = loss / num_replicas()
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        scaled = optimizer.scale_loss(scaled)
-    return scaled
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -123,10 +96,7 @@ class PixelCNN(GenerativeModel):
         for key in ("loss", "metrics"):
             if key in kwargs:
                 raise TypeError(f"PixelCNN.compile() takes no `{key}`: the model owns its loss and metrics.")
-        check_loss_scale(loss_scale)
-        optimizer = resolve_optimizer(optimizer)
-        if loss_scale is True or (loss_scale == "auto" and uses_float16(self.network)):
-            optimizer = loss_scaled(optimizer)
+        optimizer = prepare_optimizer(optimizer, [self.network], loss_scale)
         super().compile(optimizer=optimizer, auto_scale_loss=False, **kwargs)
         self.optimizer.build(self.network.trainable_variables)
 
@@ -254,7 +224,7 @@ class PixelCNN(GenerativeModel):
         with tf.GradientTape() as tape:
             nll = self.nll_of_levels(levels, labels, training=True)  # (B,)
             loss = ops.mean(nll) / float(self.image_size[0] * self.image_size[1])
-            scaled = scale_for(self.optimizer, loss)
+            scaled = scaled_loss(self.optimizer, loss)
         apply_gradients(self.optimizer, scaled, tape, self.network.trainable_variables)
         return loss, nll
 

@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_gen import losses as losses_lib
 from keras_gen import rng
-from keras_gen.models.base import GenerativeModel, apply_gradients, num_replicas, uses_float16
+from keras_gen.models.base import GenerativeModel, apply_gradients, prepare_optimizer, scaled_loss
 
 __all__ = ["VAE", "LIKELIHOODS"]
 
@@ -156,9 +156,8 @@ class VAE(GenerativeModel):
 
         Args:
             optimizer: name, config or instance; default ``Adam(1e-3)``.
-            loss_scale: ``"auto"`` wraps the optimizer in a `LossScaleOptimizer` when the model's dtype policy is
-                ``mixed_float16`` (Keras's own rule) or a network computes in float16; ``True`` always; ``False``
-                only by Keras's own rule.
+            loss_scale: ``"auto"`` wraps the optimizer in a `LossScaleOptimizer` when a network computes in
+                float16 (under ``mixed_float16``); ``True`` always, ``False`` never (as for every model here).
             **kwargs: passed to `keras.Model.compile` (``jit_compile``, ``steps_per_execution``,
                 ``run_eagerly``). ``loss`` and ``metrics`` are not accepted: the VAE owns its objective.
         """
@@ -166,16 +165,9 @@ class VAE(GenerativeModel):
             if kwargs.get(key) is not None:
                 raise TypeError(f"VAE.compile() takes no `{key}`: the objective is the (beta-weighted) negative ELBO.")
             kwargs.pop(key, None)
-        if loss_scale not in ("auto", True, False):
-            raise ValueError(f"`loss_scale` must be 'auto', True or False, got {loss_scale!r}.")
-        if optimizer is None:
-            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
-        super().compile(optimizer=optimizer, **kwargs)
-        scale = loss_scale is True or (
-            loss_scale == "auto" and (uses_float16(self.encoder) or uses_float16(self.decoder))
-        )
-        if scale and not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer, name="loss_scale_optimizer")
+        kwargs.pop("auto_scale_loss", None)  # the loss is scaled here (`scaled_loss`), not by Keras
+        optimizer = prepare_optimizer(optimizer, [self.encoder, self.decoder], loss_scale)
+        super().compile(optimizer=optimizer, auto_scale_loss=False, **kwargs)
         # Build the optimizer now: resuming and load_weights need its variables before fit.
         self.optimizer.build(self.trainable_variables)
 
@@ -301,9 +293,7 @@ class VAE(GenerativeModel):
         images, labels = self._unpack(data)
         with tf.GradientTape() as tape:
             loss = self._compute_loss(x=images, y=labels, training=True)
-            scaled = loss / num_replicas()  # the optimizer sums the replicas' gradients
-            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-                scaled = self.optimizer.scale_loss(scaled)
+            scaled = scaled_loss(self.optimizer, loss)
         apply_gradients(self.optimizer, scaled, tape, self.trainable_variables)
         return {m.name: m.result() for m in self.metrics}
 

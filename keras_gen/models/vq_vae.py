@@ -8,15 +8,8 @@ from keras import ops
 
 from keras_gen import losses as losses_lib
 from keras_gen.latent_spec import LatentSpec
-from keras_gen.models.base import GenerativeModel, apply_gradients, check_count
-from keras_gen.models.pixel_cnn import (
-    PixelCNN,
-    check_loss_scale,
-    loss_scaled,
-    resolve_optimizer,
-    scale_for,
-    uses_float16,
-)
+from keras_gen.models.base import GenerativeModel, apply_gradients, check_count, prepare_optimizer, scaled_loss
+from keras_gen.models.pixel_cnn import PixelCNN
 from keras_gen.networks.vq_vae import VectorQuantizer, codebook_perplexity, straight_through
 
 __all__ = ["VQVAE"]
@@ -191,17 +184,12 @@ class VQVAE(GenerativeModel):
         for key in ("loss", "metrics"):
             if key in kwargs:
                 raise TypeError(f"VQVAE.compile() takes no `{key}`: the model owns its losses and metrics.")
-        check_loss_scale(loss_scale)
-        vq_optimizer = resolve_optimizer(optimizer)
-        if loss_scale is True or (loss_scale == "auto" and (uses_float16(self.encoder) or uses_float16(self.decoder))):
-            vq_optimizer = loss_scaled(vq_optimizer)
+        vq_optimizer = prepare_optimizer(optimizer, [self.encoder, self.decoder], loss_scale)
         prior_opt = None
         if self.prior is not None:
-            prior_opt = resolve_optimizer(prior_optimizer)
+            prior_opt = prepare_optimizer(prior_optimizer, [self.prior.network], loss_scale)
             if prior_opt is vq_optimizer:
                 raise ValueError("`optimizer` and `prior_optimizer` must be two different optimizer instances.")
-            if loss_scale is True or (loss_scale == "auto" and uses_float16(self.prior.network)):
-                prior_opt = loss_scaled(prior_opt)
         super().compile(optimizer=None, **kwargs)
         self.vq_optimizer = vq_optimizer
         self.prior_optimizer = prior_opt
@@ -295,7 +283,7 @@ class VQVAE(GenerativeModel):
 
         with tf.GradientTape() as tape:
             logs, z_e, indices = self._vq_losses(images, training=True)
-            scaled = scale_for(self.vq_optimizer, logs["loss"])
+            scaled = scaled_loss(self.vq_optimizer, logs["loss"])
         apply_gradients(self.vq_optimizer, scaled, tape, self._vq_variables())
         if self.dead_code_steps:
             self.quantizer.restart_dead_codes(z_e, indices, self.dead_code_steps, self.seed_generator)
@@ -310,7 +298,7 @@ class VQVAE(GenerativeModel):
         with tf.GradientTape() as tape:
             nll = self.prior.nll_of_levels(codes, labels, training=True)  # (B,)
             loss = ops.mean(nll) / float(self.code_shape[0] * self.code_shape[1])
-            scaled = scale_for(self.prior_optimizer, loss)
+            scaled = scaled_loss(self.prior_optimizer, loss)
         apply_gradients(self.prior_optimizer, scaled, tape, self.prior.network.trainable_variables)
         return loss
 
