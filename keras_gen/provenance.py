@@ -27,9 +27,9 @@ def versions():
     import keras
     import tensorflow as tf
 
-    import keras_gen
+    from keras_gen.version import __version__
 
-    return {"keras_gen": keras_gen.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+    return {"keras_gen": __version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 @functools.lru_cache(maxsize=None)
