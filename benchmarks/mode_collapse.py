@@ -195,11 +195,11 @@ def _curve_callback(every, dataset, n, seed, label, state=None):
     ``scoring`` is the time spent scoring, `training_seconds()` the time spent training (``total`` at the end).
 
     With ``state`` (a JSON path) it writes the curve and the training seconds there at every epoch's end, and a
-    run that `BackupAndRestore` resumes at epoch E takes them back (the points up to E) and records E in
+    run that `RunBackup` resumes at epoch E takes them back (the points up to E) and records E in
     ``resumed_at``."""
     import keras
 
-    from keras_gen.images import atomic_write
+    from keras_gen.files import write_json
 
     class ScoreCurve(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -235,11 +235,7 @@ def _curve_callback(every, dataset, n, seed, label, state=None):
                 record = {"epoch": epoch + 1, "seconds": round(self.training_seconds(), 1), "curve": self.curve,
                           "resumed_at": self.resumed_at}
 
-                def write(tmp):
-                    with open(tmp, "w") as f:
-                        json.dump(_strict(record), f, allow_nan=False)
-
-                atomic_write(state, write)
+                write_json(state, _strict(record), allow_nan=False)
 
         def _score(self, epoch):
             now = time.perf_counter()
@@ -266,33 +262,37 @@ def _curve_callback(every, dataset, n, seed, label, state=None):
 def train_and_score(preset, seed, epochs, n, verbose, curve_every=None, backup=None):
     """Trains one preset with one seed; returns (scores dict, samples for the plot).
 
-    With ``backup`` (a folder) the run keeps a backup there at every epoch's end (`keras_gen.callbacks.
-    BackupAndRestore`, plus the curve so far) and resumes from it when one is there."""
+    With ``backup`` (a folder) the run commits every epoch there (`keras_gen.callbacks.RunBackup`, plus the curve
+    so far) and resumes from the last commit when one is there, in the data order of the uninterrupted run
+    (`keras_gen.callbacks.ShuffleEpoch`, as `keras_gen.train_run` does)."""
     import keras
+    import tensorflow as tf
 
     from keras_gen import callbacks as cbs
     from keras_gen import data, presets
 
     config = presets.get_config(preset, seed=seed, epochs=epochs)
     keras.utils.set_random_seed(seed)
-    dataset = data.load_dataset(config.dataset, split="train", batch_size=config.batch_size, seed=seed)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # each epoch's data order: a function of (seed, epoch)
+    dataset = data.load_dataset(config.dataset, split="train", batch_size=config.batch_size, seed=seed, epoch=epoch)
     model = presets.build_model(config)
-    callbacks = []
+    callbacks, curve = [cbs.ShuffleEpoch(epoch)], None
     if curve_every or backup:
         state = os.path.join(backup, "curve.json") if backup else None
-        callbacks.append(_curve_callback(curve_every, config.dataset, n, seed, f"{preset} seed {seed}", state))
-    if backup:  # after the curve: a backup never runs ahead of the curve it resumes with
-        callbacks.append(cbs.BackupAndRestore(backup))
+        curve = _curve_callback(curve_every, config.dataset, n, seed, f"{preset} seed {seed}", state)
+        callbacks.append(curve)
+    if backup:  # after the curve: a commit never runs ahead of the curve it resumes with
+        callbacks.append(cbs.RunBackup(backup))
     start = time.perf_counter()
-    model.fit(dataset, epochs=config.epochs, verbose=verbose, shuffle=False, callbacks=callbacks)  # tf.data shuffles
-    seconds = callbacks[0].total if callbacks else time.perf_counter() - start
+    model.fit(dataset, epochs=config.epochs, verbose=verbose, shuffle=False, callbacks=callbacks)  # data shuffles
+    seconds = curve.total if curve is not None else time.perf_counter() - start
     run = {"seed": seed, "epochs": config.epochs, "seconds": round(seconds, 1),
            "weights": "averaged" if _keeps_average(model) else "live"}  # fit put use_ema averages in place
     run.update(score(model, config.dataset, n, seed))
-    if callbacks and callbacks[0].curve:
-        run["curve"] = callbacks[0].curve
-    if callbacks and callbacks[0].resumed_at:
-        run["resumed_at"] = callbacks[0].resumed_at
+    if curve is not None and curve.curve:
+        run["curve"] = curve.curve
+    if curve is not None and curve.resumed_at:
+        run["resumed_at"] = curve.resumed_at
     samples = model.generate(64 if config.dataset == "stacked_mnist" else 2500, seed=seed)
     return run, samples, config
 

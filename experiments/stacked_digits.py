@@ -36,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout without installing
 
 from keras_gen import data, presets, provenance  # noqa: E402
+from keras_gen.callbacks import RunBackup  # noqa: E402
 from keras_gen.metrics.coverage import stacked_mnist_modes  # noqa: E402
 
 CONFIDENT = 0.9
@@ -98,7 +99,9 @@ def parse_args(argv=None):
         match = re.fullmatch(r"(.+)_seed(\d+)", os.path.basename(os.path.normpath(args.backup)))
         if match is None and args.preset is None:
             parser.error(f"--backup {args.backup!r} is not named PRESET_seedS; name the preset with --preset.")
-        args.weights = os.path.join(args.backup, "latest.weights.h5")
+        args.weights = RunBackup(args.backup).committed_weights()
+        if args.weights is None:
+            parser.error(f"No weights at {args.backup!r}: no committed epoch (epoch-N/ folder) or latest.weights.h5.")
         args.preset = args.preset or match.group(1)
         if args.seed is None and match is not None:
             args.seed = int(match.group(2))

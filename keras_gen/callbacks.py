@@ -8,18 +8,24 @@ import csv
 import json
 import math
 import os
+import re
+import secrets
+import shutil
 import sys
 
 import keras
 import numpy as np
 
-from keras_gen.images import atomic_write, save_image_grid, save_loss_plot, save_scatter
+from keras_gen.files import atomic_write, write_json
+from keras_gen.images import save_image_grid, save_loss_plot, save_scatter
 
 __all__ = [
     "SampleGrid",
     "ReconstructionGrid",
     "ModelCheckpoint",
     "BackupAndRestore",
+    "RunBackup",
+    "ShuffleEpoch",
     "StopOnNaN",
     "LossPlot",
     "ModeCollapseAlarm",
@@ -136,15 +142,23 @@ class ModelCheckpoint(keras.callbacks.Callback):
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's `BackupAndRestore` (weights, both optimizers' state and the epoch) with two changes: each file is
-    written atomically (temporary name, then rename), and an epoch whose logged losses are not finite is not
-    backed up, so resuming never starts from NaN weights. The backup is kept at the end of training (so a
-    finished run can be resumed with more epochs) unless ``delete_checkpoint=True``.
+    """Keras's `BackupAndRestore` (weights, both optimizers' state and the epoch) with three changes: each file is
+    written atomically (temporary name, then rename), the temporary files a killed write left behind are removed
+    when training begins, and an epoch whose logged losses are not finite is not backed up, so resuming never
+    starts from NaN weights. The backup is kept at the end of training (so a finished run can be resumed with
+    more epochs) unless ``delete_checkpoint=True``.
+
+    The weights and the epoch are two files written one after the other: a kill between them resumes with
+    weights one epoch ahead of the epoch counter. `RunBackup` commits an epoch as one step; run folders use it.
     """
 
     def __init__(self, backup_dir, delete_checkpoint=False, **kwargs):
         super().__init__(backup_dir, delete_checkpoint=delete_checkpoint, **kwargs)
         self._skip = False
+
+    def on_train_begin(self, logs=None):
+        _remove_partial_writes(self.backup_dir)
+        super().on_train_begin(logs)
 
     def on_epoch_end(self, epoch, logs=None):
         self._skip = bool(non_finite_logs(logs)) or getattr(self.model, "_keras_gen_nan_stop", False)
@@ -155,13 +169,265 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             return
         os.makedirs(self.backup_dir, exist_ok=True)
         atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp), suffix=".weights.h5")
-        metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+
+EXIT_AT_ENV = "KERAS_GEN_EXIT_AT"
+"""Kill tests' hook: ``POINT@N`` (a name of `WRITE_POINTS` and a number of finished epochs) ends the process at
+once, as a kill would (`os._exit`, no cleanup), when the commit of epoch N (or the run, for the ``run-`` points)
+reaches that point."""
+
+WRITE_POINTS = (
+    "run-config-written",  # train_run: config.json written, dataset.json not yet
+    "run-dataset-written",  # train_run: dataset.json written, training not begun
+    "backup-started",  # RunBackup: the commit's temporary folder made, empty
+    "backup-weights-written",  # weights and optimizers written (and flushed) in it
+    "backup-state-written",  # state.json (epoch, history rows) written: the folder is complete, not yet renamed
+    "backup-renamed",  # renamed to epoch-N: the epoch is committed; history.csv not yet rewritten
+    "backup-history-written",  # history.csv rewritten from the committed rows; older commits still there
+    "backup-done",  # older commits removed
+)
+"""The points between the writes of a run, in order; a kill at any of them resumes at the last commit."""
+
+
+def write_point(name, epochs):
+    """Marks a point between two writes. Exits the process there when `EXIT_AT_ENV` names it (kill tests)."""
+    if name not in WRITE_POINTS:
+        raise ValueError(f"Unknown write point {name!r}. Valid: {', '.join(WRITE_POINTS)}.")
+    if os.environ.get(EXIT_AT_ENV) == f"{name}@{epochs}":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(86)
+
+
+def _remove_partial_writes(directory):
+    """Deletes the ``.tmp-*`` files and folders in ``directory``: what an interrupted atomic write left."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if name.startswith(".tmp-"):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
+def _fsync(path, directory=False):
+    """Flushes a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _log_value(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class RunBackup(keras.callbacks.Callback):
+    """Commits every finished epoch as one atomic step, and resumes from the last commit.
+
+    A commit is the folder ``BACKUP/epoch-NNNNNN`` (N epochs finished) holding ``model.weights.h5`` (the model's
+    weights, both optimizers' variables and iteration counts, the seed generator's state) and ``state.json`` (N,
+    and the logged row of every epoch so far). It is written as ``BACKUP/.tmp-epoch-NNNNNN-*``, flushed to the
+    disk and renamed: the rename is atomic, so after a kill at any point the newest ``epoch-*`` folder is whole,
+    and the run resumes exactly where that epoch left it. Then ``history_path`` (a CSV, one row per epoch, as
+    `keras.callbacks.CSVLogger` writes it) is rewritten from the committed rows, so it always matches the
+    weights, and the older commit is removed. An epoch whose logged values are not all finite is not committed.
+
+    When training begins it removes what a killed commit left (``.tmp-*``), loads the newest commit into the
+    model, makes `fit` start at the epoch after it, and rewrites ``history_path`` from its rows. A backup folder
+    that Keras's `BackupAndRestore` wrote (``latest.weights.h5`` and ``training_metadata.json``) resumes too,
+    its rows taken from ``history_path``; the first commit replaces it. See docs/training.md.
+
+    Place it after the callbacks that add values to the epoch's logs, so that its rows hold them.
+
+    Args:
+        backup_dir: the folder of the commits.
+        history_path: the CSV to keep in step with the commits, or None.
+    """
+
+    WEIGHTS = "model.weights.h5"
+    STATE = "state.json"
+    _COMMIT = re.compile(r"^epoch-(\d+)$")
+    _LEGACY_WEIGHTS = "latest.weights.h5"
+    _LEGACY_METADATA = "training_metadata.json"
+
+    def __init__(self, backup_dir, history_path=None):
+        super().__init__()
+        self.backup_dir = os.fspath(backup_dir)
+        self.history_path = None if history_path is None else os.fspath(history_path)
+        self.restored_epoch = None
+        self._rows = []
+
+    # ------------------------------------------------------------------ reading
+    def _commits(self):
+        """``[(epochs, path)]`` of the committed folders, oldest first."""
+        if not os.path.isdir(self.backup_dir):
+            return []
+        found = []
+        for name in os.listdir(self.backup_dir):
+            match = self._COMMIT.match(name)
+            if match and os.path.isdir(os.path.join(self.backup_dir, name)):
+                found.append((int(match.group(1)), os.path.join(self.backup_dir, name)))
+        return sorted(found)
+
+    def _legacy_epoch(self):
+        """Epochs of a Keras `BackupAndRestore` backup, or None when there is none (or only its weights)."""
+        metadata = os.path.join(self.backup_dir, self._LEGACY_METADATA)
+        if not (os.path.isfile(metadata) and os.path.isfile(os.path.join(self.backup_dir, self._LEGACY_WEIGHTS))):
+            return None
+        with open(metadata) as f:
+            return int(json.load(f)["epoch"])
+
+    def committed_epoch(self):
+        """How many epochs the newest commit holds (0 when none); reads only."""
+        commits = self._commits()
+        if commits:
+            return commits[-1][0]
+        return self._legacy_epoch() or 0
+
+    def committed_weights(self):
+        """The weights file of the newest commit (or of a `BackupAndRestore` backup), or None; reads only."""
+        commits = self._commits()
+        if commits:
+            return os.path.join(commits[-1][1], self.WEIGHTS)
+        legacy = os.path.join(self.backup_dir, self._LEGACY_WEIGHTS)
+        return legacy if os.path.isfile(legacy) else None
+
+    def _legacy_rows(self, epochs):
+        """The rows of the epochs before ``epochs`` from a CSVLogger file, values as numbers where they are."""
+        if self.history_path is None or not os.path.isfile(self.history_path):
+            return []
+        with open(self.history_path, newline="") as f:
+            rows = []
+            for row in csv.DictReader(f):
+                try:
+                    epoch = int(row["epoch"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if epoch < epochs:
+                    rows.append({"epoch": epoch, **{k: _log_value(v) for k, v in row.items() if k != "epoch"}})
+        return rows
+
+    # ------------------------------------------------------------------ restoring
+    def on_train_begin(self, logs=None):
+        self.restore()
+
+    def restore(self):
+        """Removes what killed commits left, loads the newest commit into the model, makes `fit` start after it
+        and rewrites ``history_path`` from it. Returns the number of epochs restored (0: nothing to restore)."""
+        if not self.model.built:
+            raise ValueError(
+                f"RunBackup needs a built model (call it on a batch first); {self.model.name} is not built."
+            )
+        _remove_partial_writes(self.backup_dir)
+        commits = self._commits()
+        if commits:
+            epochs, path = commits[-1]
+            with open(os.path.join(path, self.STATE)) as f:
+                state = json.load(f)
+            self._load_weights(os.path.join(path, self.WEIGHTS))
+            rows = state["history"]
+        elif self._legacy_epoch() is not None:
+            epochs = self._legacy_epoch()
+            self._load_weights(os.path.join(self.backup_dir, self._LEGACY_WEIGHTS))
+            rows = self._legacy_rows(epochs)
+        else:
+            epochs, rows = 0, []
+        self._rows = rows
+        if epochs:
+            self.model._initial_epoch = epochs  # what Keras's BackupAndRestore sets: fit starts there
+        self._write_history()
+        self.restored_epoch = epochs
+        return epochs
+
+    def _load_weights(self, path):
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(path)
+
+    def _write_history(self):
+        if self.history_path is None:
+            return
+        if not self._rows:
+            if os.path.isfile(self.history_path):  # rows of no committed epoch
+                os.remove(self.history_path)
+            return
+        columns = sorted({key for row in self._rows for key in row} - {"epoch"})
 
         def write(tmp):
-            with open(tmp, "w") as f:
-                f.write(metadata)
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=["epoch"] + columns, restval="NA")
+                writer.writeheader()
+                writer.writerows(self._rows)
 
-        atomic_write(self._training_metadata_path, write)
+        atomic_write(self.history_path, write)
+
+    # ------------------------------------------------------------------ committing
+    def on_epoch_end(self, epoch, logs=None):
+        if non_finite_logs(logs) or getattr(self.model, "_keras_gen_nan_stop", False):
+            return
+        self.commit(epoch + 1, logs)
+
+    def commit(self, epochs, logs=None):
+        """Commits the model's state after ``epochs`` finished epochs, with ``logs`` as the last epoch's row."""
+        row = {"epoch": epochs - 1, **{k: _log_value(v) for k, v in sorted((logs or {}).items())}}
+        rows = [r for r in self._rows if r["epoch"] < epochs - 1] + [row]
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch-{epochs:06d}"
+        tmp = os.path.join(self.backup_dir, f".tmp-{name}-{secrets.token_hex(4)}")
+        os.mkdir(tmp)
+        write_point("backup-started", epochs)
+        weights = os.path.join(tmp, self.WEIGHTS)
+        self.model.save_weights(weights)
+        _fsync(weights)
+        write_point("backup-weights-written", epochs)
+        state = os.path.join(tmp, self.STATE)
+        with open(state, "w") as f:
+            json.dump({"epoch": epochs, "history": rows}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync(tmp, directory=True)
+        write_point("backup-state-written", epochs)
+        final = os.path.join(self.backup_dir, name)
+        if os.path.exists(final):  # a commit of this epoch from an earlier pass: set it aside, removed below
+            os.rename(final, os.path.join(self.backup_dir, f".tmp-old-{name}-{secrets.token_hex(4)}"))
+        os.rename(tmp, final)
+        _fsync(self.backup_dir, directory=True)
+        self._rows = rows
+        write_point("backup-renamed", epochs)
+        self._write_history()
+        write_point("backup-history-written", epochs)
+        for other, path in self._commits():
+            if other != epochs:
+                shutil.rmtree(path)
+        for legacy in (self._LEGACY_WEIGHTS, self._LEGACY_METADATA):
+            if os.path.isfile(os.path.join(self.backup_dir, legacy)):
+                os.remove(os.path.join(self.backup_dir, legacy))
+        _remove_partial_writes(self.backup_dir)
+        write_point("backup-done", epochs)
+
+
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Sets the epoch counter of a dataset from `keras_gen.data.load_dataset` / `shuffled_batches` (a scalar
+    int64 `tf.Variable` passed as their ``epoch``) to `fit`'s epoch when each epoch begins, so every epoch is
+    drawn in its own order (that of its number) whatever else iterated the dataset before."""
+
+    def __init__(self, variable):
+        super().__init__()
+        if getattr(variable, "dtype", None) != "int64" or len(getattr(variable, "shape", (None,))) != 0:
+            raise ValueError(f"ShuffleEpoch needs a scalar int64 tf.Variable, got {variable!r}.")
+        self.variable = variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
 
 
 class StopOnNaN(keras.callbacks.Callback):

@@ -12,7 +12,8 @@ from PIL import Image
 
 from keras_gen import callbacks as cbs
 from keras_gen import networks as nets
-from keras_gen.images import atomic_write, image_grid, save_image_grid, to_uint8
+from keras_gen.files import atomic_write
+from keras_gen.images import image_grid, save_image_grid, to_uint8
 from keras_gen.models import GAN
 
 
@@ -128,19 +129,36 @@ def test_atomic_write_gives_the_mode_open_would(tmp_path):
     assert os.stat(path).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
 
 
-def test_extra_callbacks_logs_reach_history_csv(tmp_path):
-    """A callback given to train_run that adds a value to the epoch's logs (as ModeCollapseAlarm does) must run
-    before CSVLogger, so the value is in history.csv."""
-    import csv
+def test_backup_and_restore_removes_partial_writes(tmp_path):
+    """The temporary files that killed writes left in a `BackupAndRestore` folder (0 B to 1 MB) are removed when
+    training begins (run folders use `RunBackup`; benchmarks/mode_collapse.py keeps a plain backup)."""
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for i, name in enumerate([".tmp-x1y2.weights.h5", ".tmp-z3w4.json"]):
+        (backup / name).write_bytes(b"\0" * (i * 500_000))
+    small_gan().fit(IMAGES, batch_size=8, epochs=1, verbose=0, callbacks=[cbs.BackupAndRestore(str(backup))])
+    assert sorted(os.listdir(backup)) == ["latest.weights.h5", "training_metadata.json"]
 
-    from keras_gen.runs import train_run
-    from tests.test_models import tiny_config
 
-    class Probe(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            logs["probe"] = epoch + 0.5
+def test_run_backup_commits_only_finite_epochs(tmp_path):
+    """A non-finite epoch is not committed: the last commit (epoch 1) is whole and restores into a fresh model
+    with finite weights, its optimizers' iterations and its history row."""
+    gan = small_gan()
+    backup_dir, history = tmp_path / "backup", tmp_path / "history.csv"
+    gan.fit(IMAGES, batch_size=8, epochs=4, verbose=0,
+            callbacks=[cbs.StopOnNaN(stream=io.StringIO()), cbs.RunBackup(backup_dir, history), PoisonAt(1)])
+    assert os.listdir(backup_dir) == ["epoch-000001"]
+    state = json.loads((backup_dir / "epoch-000001" / "state.json").read_text())
+    assert state["epoch"] == 1 and [row["epoch"] for row in state["history"]] == [0]
+    restored = small_gan()
+    backup = cbs.RunBackup(backup_dir, history)
+    backup.set_model(restored)
+    assert backup.restore() == 1 and restored._initial_epoch == 1
+    assert all(np.all(np.isfinite(v.numpy())) for v in restored.weights)
+    assert int(restored.d_optimizer.iterations) == int(restored.g_optimizer.iterations) == 2  # 16 images, batch 8
+    assert history.read_text().splitlines()[0].split(",")[0] == "epoch" and len(history.read_text().splitlines()) == 2
 
-    result = train_run(tiny_config("dcgan", epochs=2), tmp_path / "run", verbose=0, extra_callbacks=[Probe()])
-    with open(os.path.join(result.run_dir, "history.csv")) as f:
-        rows = list(csv.DictReader(f))
-    assert [float(r["probe"]) for r in rows] == [0.5, 1.5]
+
+def test_shuffle_epoch_needs_an_int64_variable():
+    with pytest.raises(ValueError, match="scalar int64 tf.Variable"):
+        cbs.ShuffleEpoch(tf.Variable(0))

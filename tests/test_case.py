@@ -1,10 +1,12 @@
 """The shared model test harness (after keras-hub's `TestCase`).
 
-Every model of the package runs all of it, through `run_model_suite` or the individual `run_*` checks. A model
-takes part by offering the package's common interface: ``get_config`` / ``from_config``, ``.keras`` saving
-with its optimizers, ``generate(n, seed=...)``, ``training_phases()`` (one phase per optimizer, each owning its
-variables) and ``train_on_batch``. There are no model-specific branches here.
-"""
+Every preset's model runs all of it (tests/test_models.py, one test per check and preset), and so does a new
+model (tests/test_adding_a_model.py): ``run_serialization_test``, ``run_saving_test``, ``run_phase_test``,
+``run_jit_test``, ``run_mixed_precision_test``, ``run_resume_test`` and ``run_export_test``. A model takes part by
+offering the package's common interface: ``get_config`` / ``from_config``, ``.keras`` saving with its optimizers,
+``generate(n, seed=...)``, ``training_phases()`` (one phase per optimizer, each owning its variables),
+``train_on_batch``, and its declared ``kind``, ``operations`` and ``latent_spec``. There are no model-specific
+branches here."""
 
 import os
 
@@ -125,23 +127,46 @@ class _Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated interruption")
 
 
-def run_resume_test(build, dataset, tmp_path, epochs=3, interrupt_at=2):
-    """``fit`` interrupted after ``interrupt_at`` epochs and resumed through `BackupAndRestore` continues at
-    the right epoch, with the optimizers' state intact, and ends where an uninterrupted run ends."""
-    from keras_gen.callbacks import BackupAndRestore
+def run_resume_test(build, dataset, tmp_path, epochs=3, interrupt_at=2, seed=11):
+    """``fit`` on shuffled batches, interrupted after ``interrupt_at`` epochs and resumed through
+    `keras_gen.callbacks.RunBackup` by a fresh model, continues at the right epoch with the optimizers' state
+    intact and each epoch's data order, and ends where an uninterrupted run ends: the same weights, optimizer
+    iterations and history rows.
+
+    ``dataset`` (batches, in a fixed order) is reshuffled every epoch by `keras_gen.data.shuffled_batches`, as
+    `keras_gen.data.load_dataset` shuffles, with `keras_gen.callbacks.ShuffleEpoch` giving it fit's epoch.
+    """
+    import csv
+
+    import tensorflow as tf
+
+    from keras_gen import callbacks as cbs
+    from keras_gen import data
+
+    batch_size = int(tf.nest.flatten(dataset.element_spec)[0].shape[0])
+    examples = dataset.unbatch()
+    count = sum(1 for _ in examples)
+
+    def shuffled():
+        epoch = tf.Variable(0, dtype="int64")
+        batches = data.shuffled_batches(examples, batch_size, seed=seed, epoch=epoch, num_examples=count)
+        return batches, cbs.ShuffleEpoch(epoch)
 
     keras.utils.set_random_seed(3)
     reference = build(jit_compile=False)
     initial = _values(reference.weights)
-    reference.fit(dataset, epochs=epochs, verbose=0, shuffle=False)
+    batches, order = shuffled()
+    expected_history = reference.fit(batches, epochs=epochs, verbose=0, shuffle=False, callbacks=[order]).history
 
     keras.utils.set_random_seed(3)
     first = build(jit_compile=False)
     first.set_weights(initial)
     backup_dir = os.path.join(tmp_path, "backup")
+    history_path = os.path.join(tmp_path, "history.csv")
+    batches, order = shuffled()
     try:
-        first.fit(dataset, epochs=epochs, verbose=0, shuffle=False,
-                  callbacks=[BackupAndRestore(backup_dir), _Interrupt(interrupt_at)])
+        first.fit(batches, epochs=epochs, verbose=0, shuffle=False,
+                  callbacks=[order, cbs.RunBackup(backup_dir, history_path), _Interrupt(interrupt_at)])
         raise AssertionError("the interruption did not happen")
     except KeyboardInterrupt:
         pass
@@ -149,6 +174,7 @@ def run_resume_test(build, dataset, tmp_path, epochs=3, interrupt_at=2):
 
     keras.utils.set_random_seed(99)  # a different process would start elsewhere: the backup must rule
     resumed = build(jit_compile=False)
+    batches, order = shuffled()  # a new dataset, its epoch counter at 0, as in a new process
     epochs_seen = []
 
     class Record(keras.callbacks.Callback):
@@ -160,11 +186,48 @@ def run_resume_test(build, dataset, tmp_path, epochs=3, interrupt_at=2):
         def on_epoch_begin(self, epoch, logs=None):
             epochs_seen.append(epoch)
 
-    resumed.fit(dataset, epochs=epochs, verbose=0, shuffle=False, callbacks=[BackupAndRestore(backup_dir), Record()])
-    # BackupAndRestore restores in its own on_train_begin, which runs before Record's.
+    resumed.fit(batches, epochs=epochs, verbose=0, shuffle=False,
+                callbacks=[order, cbs.RunBackup(backup_dir, history_path), Record()])
+    # RunBackup restores in its own on_train_begin, which runs before Record's.
     assert epochs_seen[0] == saved_iterations, "optimizer iterations were not restored"
     assert epochs_seen[1:] == list(range(interrupt_at, epochs)), epochs_seen
     for expected, actual in zip(_values(reference.weights), _values(resumed.weights)):
         assert_all_close(actual, expected, atol=1e-5, rtol=1e-4)
     for name, opt in _optimizers(reference).items():
         assert int(_optimizers(resumed)[name].iterations) == int(opt.iterations)
+    with open(history_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(row["epoch"]) for row in rows] == list(range(epochs))
+    for key, values in expected_history.items():
+        assert_all_close([float(row[key]) for row in rows], values, atol=1e-5, rtol=1e-4, msg=key)
+
+
+def run_export_test(model, batch, tmp_path, batch_sizes=(1, 3), n=3, seed=5):
+    """Exported to every format its endpoints allow (`keras_gen.export.supported_formats`): each artifact passes the
+    exporter's own parity check against Keras, and, reloaded by `keras_gen.export.load`, records the model's kind,
+    operations and latent spec, draws ``model.generate(n, seed)`` for ``sample(n, seed)``, and reconstructs as the
+    model does where it offers reconstruction."""
+    import inspect
+
+    import keras_gen.export as kx
+
+    formats = kx.supported_formats(model)
+    result = kx.export_model(model, tmp_path, "model", formats=",".join(formats), batch_sizes=batch_sizes,
+                             allow_untrained=True)
+    assert [a["format"] for a in result.manifest["artifacts"]] == list(formats)
+    assert all(a["parity"]["passed"] for a in result.manifest["artifacts"])
+    images, labels = batch if isinstance(batch, tuple) else (batch, None)
+    images = np.asarray(images)[:n]
+    labels = None if labels is None or model.num_classes is None else np.asarray(labels)[:n].astype("int32")
+    expected = model.generate(n, seed=seed) if "sample" in model.operations else None
+    for format in formats:
+        with kx.load(result.path, format=format) as sampler:
+            assert (sampler.kind, sampler.operations) == (model.kind, model.operations), format
+            assert sampler.latent_spec == model.latent_spec, format
+            atol = 1e-6 if format == "savedmodel" else 1e-4
+            if expected is not None and "generate" in sampler.endpoints:
+                assert_all_close(sampler.sample(n, seed=seed), expected, atol=atol, rtol=0, msg=format)
+            if "reconstruct" in sampler.endpoints:
+                takes_labels = "labels" in inspect.signature(model.reconstruct).parameters and labels is not None
+                reference = model.reconstruct(images, labels=labels) if takes_labels else model.reconstruct(images)
+                assert_all_close(sampler.reconstruct(images, labels=labels), reference, atol=atol, rtol=0, msg=format)

@@ -42,7 +42,7 @@ def test_presets_lists_every_preset():
 
 def test_train_writes_a_complete_run_folder(run_dir):
     for name in ("config.json", "dataset.json", "model.keras", "checkpoints/last.keras", "history.csv",
-                 "losses.png", "samples/epoch_001.png", "samples/latest.png", "backup/latest.weights.h5"):
+                 "losses.png", "samples/epoch_001.png", "samples/latest.png", "backup/epoch-000001/model.weights.h5"):
         assert (run_dir / name).is_file(), name
     config = json.loads((run_dir / "config.json").read_text())
     assert config["preset"] == "dcgan" and config["dataset"] == "digits" and config["epochs"] == 1

@@ -148,3 +148,8 @@ def test_steps_per_execution_trains_the_same_weights(name):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="steps_per_execution"):
         tiny_config(name, steps_per_execution=0)
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_export(name, tmp_path):
+    test_case.run_export_test(builder(name)(), batch_for(tiny_config(name)), tmp_path)
