@@ -212,6 +212,26 @@ def test_kid_is_reproducible_and_validates():
         kernel_inception_distance(x, np.zeros((50, 4)))
 
 
+def test_kid_does_not_depend_on_the_order_of_the_rows():
+    rng = np.random.default_rng(20)
+    centers = np.array([[0.0] * 4, [6.0] * 4])  # two clusters, rows sorted by cluster like a class-sorted split
+    x = _clusters(rng, centers, 200)
+    y = _clusters(rng, centers, 200)
+    x_perm, y_perm = x[rng.permutation(400)], y[rng.permutation(400)]
+    # Subsets as large as the sets hold every row: the estimate is the same whatever the order.
+    full = kernel_inception_distance(x, y, num_subsets=2, subset_size=400)
+    np.testing.assert_allclose(full[0], kernel_inception_distance(x_perm, y_perm, num_subsets=1, subset_size=400)[0],
+                               rtol=1e-9, atol=1e-12)
+    assert full[1] < 1e-9  # both subsets are the whole sets: only round-off differs
+    # Random subsets of 50: the same distribution of estimates, so the means agree within their standard errors.
+    # Consecutive subsets of sorted rows would compare one cluster with the other (KID far above 1).
+    sorted_mean, sorted_std = kernel_inception_distance(x, y, num_subsets=200, subset_size=50)
+    perm_mean, perm_std = kernel_inception_distance(x_perm, y_perm, num_subsets=200, subset_size=50)
+    assert abs(sorted_mean - perm_mean) < 4 * math.sqrt((sorted_std**2 + perm_std**2) / 200)
+    assert abs(sorted_mean) < 4 * sorted_std / math.sqrt(200)
+    assert kernel_inception_distance(x[:200], y[200:], num_subsets=1, subset_size=200)[0] > 1.0
+
+
 # ------------------------------------------------------------------------------------------------ Inception Score
 
 
@@ -226,22 +246,64 @@ def test_inception_score_is_one_for_identical_predictions():
 def test_inception_score_is_num_classes_for_balanced_one_hot(num_classes):
     probabilities = np.eye(num_classes)[np.arange(20 * num_classes) % num_classes]
     np.testing.assert_allclose(inception_score(probabilities, splits=1)[0], num_classes, rtol=1e-12)
-    mean, std = inception_score(probabilities, splits=4)  # each chunk still uses every class equally
+    # Consecutive chunks (seed=None) of rows that cycle through the classes: each chunk uses every class equally.
+    mean, std = inception_score(probabilities, splits=4, seed=None)
     np.testing.assert_allclose(mean, num_classes, rtol=1e-12)
     assert std < 1e-9
 
 
-def test_inception_score_matches_reference_with_scipy_entropy():
-    rng = np.random.default_rng(12)
-    probabilities = rng.dirichlet(np.full(6, 0.3), size=103)
+def _reference_chunk_scores(probabilities):
+    """IS of each of 4 chunks of 103 rows, with scipy's KL divergence."""
     scores = []
     # Chunk boundaries floor(i * 103 / 4) = 0, 25, 51, 77, 103, as in the reference code and torch-fidelity.
     for chunk in (probabilities[0:25], probabilities[25:51], probabilities[51:77], probabilities[77:103]):
         marginal = chunk.mean(axis=0)
         scores.append(np.exp(np.mean([scipy.stats.entropy(row, marginal) for row in chunk])))
-    mean, std = inception_score(probabilities, splits=4)
+    return scores
+
+
+def test_inception_score_matches_reference_with_scipy_entropy():
+    rng = np.random.default_rng(12)
+    probabilities = rng.dirichlet(np.full(6, 0.3), size=103)
+    # seed=None: consecutive chunks, as in Salimans et al.'s code.
+    scores = _reference_chunk_scores(probabilities)
+    mean, std = inception_score(probabilities, splits=4, seed=None)
     np.testing.assert_allclose(mean, np.mean(scores), rtol=1e-10)
     np.testing.assert_allclose(std, np.std(scores), rtol=1e-8)
+    # A seed: the chunks of the rows permuted by numpy.random.RandomState(seed), as torch-fidelity does.
+    scores = _reference_chunk_scores(probabilities[np.random.RandomState(7).permutation(103)])
+    mean, std = inception_score(probabilities, splits=4, seed=7)
+    np.testing.assert_allclose(mean, np.mean(scores), rtol=1e-10)
+    np.testing.assert_allclose(std, np.std(scores), rtol=1e-8)
+
+
+def _confident_predictions(num_samples, num_classes, eps):
+    """Rows with 1 - eps on their class and eps / (K - 1) elsewhere, classes used equally, sorted by class."""
+    labels = np.sort(np.arange(num_samples) % num_classes)  # (N,): 0, 0, ..., 1, 1, ...
+    probabilities = np.full((num_samples, num_classes), eps / (num_classes - 1))
+    probabilities[np.arange(num_samples), labels] = 1 - eps
+    return probabilities
+
+
+def test_inception_score_of_class_sorted_rows_equals_shuffled_and_closed_form():
+    num_classes, eps = 10, 0.05
+    probabilities = _confident_predictions(2000, num_classes, eps)  # sorted by class, like a test split
+    # Closed form: the marginal is uniform and every row has the same entropy H, so IS = exp(log K - H).
+    row_entropy = -(1 - eps) * math.log(1 - eps) - eps * math.log(eps / (num_classes - 1))
+    expected = math.exp(math.log(num_classes) - row_entropy)
+    np.testing.assert_allclose(inception_score(probabilities, splits=1)[0], expected, rtol=1e-12)
+    sorted_mean, sorted_std = inception_score(probabilities, splits=10)
+    shuffled = probabilities[np.random.default_rng(0).permutation(2000)]
+    shuffled_mean, shuffled_std = inception_score(shuffled, splits=10)
+    # Chunks of 200 rows see a slightly uneven marginal: a few percent below the closed form, never one class.
+    np.testing.assert_allclose(sorted_mean, expected, rtol=0.03)
+    np.testing.assert_allclose(sorted_mean, shuffled_mean, rtol=0.01)
+    assert 0 < sorted_std < 0.02 * expected and 0 < shuffled_std < 0.02 * expected
+    # The permutation is seeded: reproducible, and another seed gives other chunks.
+    assert inception_score(probabilities, splits=10) == (sorted_mean, sorted_std)
+    assert inception_score(probabilities, splits=10, seed=1) != (sorted_mean, sorted_std)
+    # seed=None keeps the order: each consecutive chunk holds a single class.
+    np.testing.assert_allclose(inception_score(probabilities, splits=10, seed=None)[0], 1.0, rtol=1e-12)
 
 
 def test_inception_score_validates():
@@ -255,6 +317,9 @@ def test_inception_score_validates():
     for splits in (0, 11, 2.5):
         with pytest.raises(ValueError, match="splits"):
             inception_score(good, splits=splits)
+    for seed in (-1, 2**32, 2.5, "0", True):
+        with pytest.raises(ValueError, match="seed"):
+            inception_score(good, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------- precision/recall
@@ -317,6 +382,22 @@ def test_precision_recall_validates():
         precision_recall(x, x, k=0)
     with pytest.raises(ValueError, match="batch_size"):
         precision_recall(x, x, batch_size=0)
+
+
+@pytest.mark.parametrize("batch_size", [7, 1000])
+def test_precision_recall_does_not_depend_on_the_order_of_the_rows(batch_size):
+    rng = np.random.default_rng(21)
+    centers = 10.0 * np.eye(3)
+    real = _clusters(rng, centers, 40)  # sorted by cluster
+    fake = _clusters(rng, centers[:2], 30, scale=1.5)  # two of the three clusters, wider
+    expected = precision_recall(real, fake, k=3, batch_size=batch_size)
+    assert 0 < expected["precision"] < 1 and 0 < expected["recall"] < 1  # a non-trivial case
+    for seed in range(3):
+        order = np.random.default_rng(seed)
+        shuffled = precision_recall(
+            real[order.permutation(len(real))], fake[order.permutation(len(fake))], k=3, batch_size=batch_size
+        )
+        assert shuffled == expected  # sets of points: exactly the same fractions
 
 
 # --------------------------------------------------------------------------------------------------- mode coverage
@@ -390,6 +471,19 @@ def test_stacked_mnist_modes_from_constructed_triples():
         stacked_mnist_modes(np.array([[0, 10, 1]]))
     with pytest.raises(TypeError, match="integer"):
         stacked_mnist_modes(np.zeros((4, 3)))
+
+
+def test_mode_coverage_and_stacked_mnist_modes_do_not_depend_on_the_order_of_the_samples():
+    centers, sigma = _grid(), 0.05
+    rng = np.random.default_rng(22)
+    modes = np.repeat([0, 3, 3, 11, 24], 7)  # sorted by mode, one mode used twice as often
+    samples = np.concatenate([centers[modes] + rng.normal(scale=sigma, size=(35, 2)), centers[:3] + 1.0])
+    triples = np.sort(rng.integers(0, 10, size=(60, 3)), axis=0)
+    expected, expected_triples = mode_coverage(samples, centers, sigma), stacked_mnist_modes(triples)
+    for seed in range(3):
+        order = np.random.default_rng(seed)
+        assert mode_coverage(samples[order.permutation(len(samples))], centers, sigma) == expected
+        assert stacked_mnist_modes(triples[order.permutation(len(triples))]) == expected_triples
 
 
 # ---------------------------------------------------------------------------------------- Inception extractor

@@ -159,9 +159,9 @@ def test_docs_quote_the_published_json():
     stacked_digits report's row in its table of readers, and the r1_read_order counts in experiments/README.md's
     row), and every published file is listed in its folder's README with the command and environment that made
     it."""
-    from tests.test_evaluate import _benchmark
+    from tests.helpers import load_script
 
-    bench, digits = _benchmark("mode_collapse"), _benchmark("stacked_digits")
+    bench, digits = load_script("mode_collapse"), load_script("stacked_digits")
     study, studies = STUDY.read_text(), (ROOT / "experiments" / "README.md").read_text()
     published = sorted(path for folder in PUBLISHED for path in folder.glob("*.json"))
     assert {path.parent for path in published} == set(PUBLISHED), "each published folder holds JSON"

@@ -7,8 +7,8 @@
     samples -> mode statistics             mode_coverage (Gaussian mixtures), stacked_mnist_modes
     latent-variable model, data -> nats    elbo, iw_nll (importance-weighted bound), bits_per_dim
     digit images -> features / classes     DomainClassifier (domain_classifier: a small CNN, trained once, cached)
-    model or run folder -> all of the above  evaluate (+ format_table for a Markdown table; generate_samples for
-                                           the samples it scores)
+    model or sampler -> all of the above   evaluate (+ format_table for a Markdown table; generate_samples for
+                                           the samples it scores; a run folder: keras_gen.runs.evaluate_run)
 
 Everything here is NumPy / SciPy; TensorFlow and Keras are imported only when an `InceptionFeatureExtractor` is
 built or a likelihood (`elbo`, `iw_nll`) is computed, so `import keras_gen.metrics` stays cheap.
@@ -28,7 +28,6 @@ from keras_gen.metrics.evaluate import (
     evaluate,
     format_table,
     generate_samples,
-    load_source,
 )
 from keras_gen.metrics.extractors import INCEPTION_V3_NOTOP_WEIGHTS, InceptionFeatureExtractor, identity_extractor
 from keras_gen.metrics.fid import feature_statistics, fid_from_features, frechet_distance
@@ -60,7 +59,6 @@ __all__ = [
     "applicable_metrics",
     "format_table",
     "generate_samples",
-    "load_source",
     "elbo",
     "iw_nll",
     "bits_per_dim",

@@ -37,6 +37,8 @@ import time
 
 import numpy as np
 
+from keras_gen import checks
+
 __all__ = ["DomainClassifier", "domain_classifier", "train_domain_classifier", "default_cache_dir"]
 
 CACHE_ENV = "KERAS_GEN_CACHE"
@@ -66,9 +68,7 @@ def _training_args(epochs, num_samples, seed, batch_size, width, learning_rate):
     for name, value in args.items():
         if name == "num_samples" and value is None:
             continue
-        minimum = 0 if name == "seed" else 1
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-            raise ValueError(f"`{name}` must be an integer >= {minimum}; received {name}={value!r}.")
+        checks.integer(value, name, 0 if name == "seed" else 1)
     if not (isinstance(learning_rate, numbers.Real) and learning_rate > 0):
         raise ValueError(f"`learning_rate` must be a positive number; received learning_rate={learning_rate!r}.")
     args = {k: (None if v is None else int(v)) for k, v in args.items()}
@@ -204,20 +204,14 @@ class DomainClassifier:
 
     def save(self, path):
         """Writes the model (``.keras``) and its metadata (same name, ``.json``) atomically."""
-        from keras_gen.images import atomic_write
+        from keras_gen.files import atomic_write, write_json
 
         path = os.fspath(path)
         if not path.endswith(".keras"):
             raise ValueError(f"The classifier path must end in '.keras'; received {path!r}.")
         self.metadata["path"] = os.path.abspath(path)
-        text = json.dumps(self.metadata, indent=2, sort_keys=True) + "\n"
-
-        def write_json(tmp):
-            with open(tmp, "w") as f:
-                f.write(text)
-
         atomic_write(path, self.model.save, suffix=".keras")
-        atomic_write(_metadata_path(path), write_json)
+        write_json(_metadata_path(path), self.metadata, sort_keys=True)
         return path
 
     @classmethod

@@ -17,9 +17,10 @@ Example:
 2
 """
 
-import numbers
 
 import numpy as np
+
+from keras_gen import checks
 
 __all__ = ["mode_coverage", "stacked_mnist_modes"]
 
@@ -85,8 +86,7 @@ def mode_coverage(samples, centers, sigma, *, threshold=3.0, min_count=1):
         )
     if not threshold > 0:
         raise ValueError(f"`threshold` must be > 0; received threshold={threshold!r}.")
-    if not isinstance(min_count, numbers.Integral) or isinstance(min_count, bool) or min_count < 1:
-        raise ValueError(f"`min_count` must be an integer >= 1; received min_count={min_count!r}.")
+    checks.integer(min_count, "min_count", 1)
 
     distances = np.linalg.norm(samples[:, None, :] - centers[None, :, :], axis=-1)  # (N, K)
     nearest = np.argmin(distances, axis=1)  # (N,)

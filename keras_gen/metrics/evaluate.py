@@ -1,11 +1,12 @@
-"""`evaluate`: every metric that applies to a trained model, from a run folder, an export or a model object.
+"""`evaluate`: every metric that applies to a model or a sampler, against its dataset's held-out data.
 
 Pipeline (torch-fidelity style): draw ``n`` samples in batches (a tqdm bar) -> load the real comparison data
 (the dataset's test split) -> features / class probabilities from one extractor -> the metrics of this package:
 
 - ``fid``: `fid_from_features` on extractor features (2-D mixtures: on the raw points);
 - ``kid``: `kernel_inception_distance`, mean and std over subsets (mixtures: raw points);
-- ``is``: `inception_score` of the classifier's probabilities (digit data only);
+- ``is``: `inception_score` of the classifier's probabilities (digit data only), its chunks cut from a permutation
+  of each set drawn with ``seed`` (a test split sorted by class would otherwise put one class in each chunk);
 - ``pr``: `precision_recall`, k = 3 (mixtures: raw points);
 - ``coverage``: ring2d / grid2d: `mode_coverage` over the true modes (VEEGAN / PacGAN: modes, high-quality
   fraction, reverse KL); mnist / digits: classes the classifier predicts and the KL of their histogram to
@@ -17,20 +18,27 @@ product of the three channels'); ``"inception"`` is `InceptionFeatureExtractor` 
 probabilities, so no IS or coverage); ``"auto"`` takes the classifier for digit data, InceptionV3 for other
 images and the identity for points. Every metric's entry records the extractor and the sample counts.
 
+The real data is the dataset's test split (its training split when it has none), whole for the builtin datasets;
+of a larger TFDS split or image folder, ``n`` examples drawn at random with ``seed`` (not the first ``n``: an image
+folder lists its images class by class). No metric depends on the order of either set.
+
+`evaluate` takes objects: a keras-gen model (it must offer ``sample``, `keras_gen.model_kind`) or a sampler from
+``keras_gen.export.load``. Loading them from paths is the run side's: `keras_gen.runs.evaluate_run` (what
+``keras-gen evaluate`` does) reads a run folder's dataset and its folder options.
+
 Example:
 
 >>> from keras_gen.metrics import evaluate, format_table
->>> results = evaluate("runs/ring2d", n=2500)            # a run folder, an export, or a model object
+>>> results = evaluate(keras_gen.load_run("runs/ring2d"), dataset="ring2d", n=2500)
 >>> print(format_table(results))
 """
 
-import json
-import numbers
 import os
 import time
 
 import numpy as np
 
+from keras_gen import checks, model_kind
 from keras_gen.metrics.coverage import _kl_to_uniform, mode_coverage, stacked_mnist_modes
 from keras_gen.metrics.fid import fid_from_features
 from keras_gen.metrics.inception_score import inception_score
@@ -38,7 +46,7 @@ from keras_gen.metrics.kid import kernel_inception_distance
 from keras_gen.metrics.precision_recall import precision_recall
 from keras_gen.provenance import environment
 
-__all__ = ["METRICS", "EXTRACTORS", "evaluate", "applicable_metrics", "load_source", "format_table"]
+__all__ = ["METRICS", "EXTRACTORS", "evaluate", "applicable_metrics", "generate_samples", "format_table"]
 
 METRICS = ("fid", "kid", "is", "pr", "coverage")
 """Metric names `evaluate` knows, in the order results are reported."""
@@ -52,93 +60,6 @@ _NEEDS_PROBABILITIES = ("is", "coverage")
 
 
 # ---------------------------------------------------------------------------------------------------------- sources
-def _find_run_dir(path):
-    """The run folder holding ``path`` (the folder itself, or up to two levels above a file), or None."""
-    path = os.path.abspath(path)
-    candidates = [path] if os.path.isdir(path) else []
-    parent = os.path.dirname(path)
-    candidates += [parent, os.path.dirname(parent)]
-    for candidate in candidates:
-        if os.path.isfile(os.path.join(candidate, "config.json")):
-            return candidate
-    return None
-
-
-def _run_dataset(run_dir):
-    """(dataset name, dataset info) of a run folder, from ``config.json`` and ``dataset.json``."""
-    from keras_gen.presets import RunConfig
-
-    config = RunConfig.load(os.path.join(run_dir, "config.json"))
-    info_path = os.path.join(run_dir, "dataset.json")
-    info = None
-    if os.path.isfile(info_path):
-        with open(info_path) as f:
-            info = json.load(f)
-    return config.dataset, info, config.data_dir
-
-
-def load_source(path):
-    """Loads what `evaluate` samples from, given a path.
-
-    Args:
-        path: a run folder written by `keras_gen.runs.train_run` (its ``model.keras`` or last checkpoint), a
-            ``.keras`` model file (inside a run folder, the folder's dataset is used), or an artifact written by
-            `keras_gen.export` (loaded with ``keras_gen.export.load``).
-
-    Returns:
-        ``(sampler, description)``: the sampler has ``generate(n, seed=...)`` or ``sample(n, seed=...)``;
-        ``description`` is a dict with ``path``, ``type`` (``"run"``, ``"keras"``, ``"export"``) and, when the
-        path says, ``dataset`` (the dataset name) and ``dataset_info``.
-
-    Raises:
-        FileNotFoundError: nothing at ``path``, or a run folder without a model yet.
-        ValueError: a path that is none of the above.
-    """
-    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"Nothing to evaluate at {path!r}: expected a run folder (with config.json), a .keras model or an "
-            "exported artifact."
-        )
-    run_dir = _find_run_dir(path)
-    description = {"path": path}
-    if run_dir is not None:
-        dataset, info, data_dir = _run_dataset(run_dir)
-        description.update(dataset=dataset, dataset_info=info, data_dir=data_dir, run_dir=run_dir)
-    if os.path.isdir(path) and run_dir == path:
-        from keras_gen.runs import load_run
-
-        description["type"] = "run"
-        return load_run(path, compile=False), description
-    if os.path.isfile(path) and path.endswith(".keras"):
-        import keras
-
-        import keras_gen  # noqa: F401  (registers the serializable classes)
-
-        description["type"] = "keras"
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as exc:
-            raise ValueError(f"Could not load {path}: the file is corrupt or not a keras-gen model ({exc}).") from exc
-        return model, description
-    try:
-        from keras_gen import export
-    except ImportError as exc:  # the export package is optional at evaluation time
-        raise ValueError(f"{path!r} is not a run folder or .keras file, and keras_gen.export is unavailable ({exc}).")
-    if not hasattr(export, "load"):
-        raise ValueError(f"{path!r} is not a run folder or .keras file, and keras_gen.export has no `load` yet.")
-    sampler = export.load(path)
-    description.update(type="export", format=getattr(sampler, "format", None),
-                       precision=getattr(sampler, "precision", None))
-    # The manifest of `keras_gen.export` names the run it came from: {"source": {"dataset", "dataset_info", ...}}.
-    origin = (getattr(sampler, "manifest", None) or {}).get("source") or {}
-    if origin.get("dataset") and "dataset" not in description:
-        description.update(dataset=origin["dataset"], dataset_info=origin.get("dataset_info"))
-    if origin.get("run_dir") and os.path.isfile(os.path.join(origin["run_dir"], "config.json")):
-        description.setdefault("run_dir", origin["run_dir"])
-    return sampler, description
-
-
 def _sampler_name(source):
     for attribute in ("name", "__name__"):
         value = getattr(source, attribute, None)
@@ -157,7 +78,7 @@ def _draw(source, count, seed):
     else:
         raise TypeError(
             "`source` must have `generate(n, seed=...)` (a keras-gen model) or `sample(n, seed=...)` (a sampler "
-            f"from keras_gen.export.load), or be a path; received {type(source).__name__}."
+            f"from keras_gen.export.load); received {type(source).__name__}."
         )
     if isinstance(samples, dict):
         for key in ("images", "samples"):
@@ -197,9 +118,9 @@ def generate_samples(source, n, seed=0, batch_size=500, progress=True):
     """
     from tqdm.auto import tqdm
 
-    n = _check_int("n", n, 1)
-    seed = _check_int("seed", seed, 0)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    n = checks.integer(n, "n", 1)
+    seed = checks.integer(seed, "seed", 0)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
 
     starts = range(0, n, batch_size)
     batches = []
@@ -212,6 +133,9 @@ def generate_samples(source, n, seed=0, batch_size=500, progress=True):
 def _resolve_dataset(dataset, description, source, data_dir):
     from keras_gen import data
 
+    origin = (getattr(source, "manifest", None) or {}).get("source") or {}  # an export records its run's dataset
+    if not description.get("dataset") and origin.get("dataset"):
+        description = {**description, "dataset": origin["dataset"], "dataset_info": origin.get("dataset_info")}
     name = dataset or description.get("dataset") or getattr(source, "dataset", None)
     if not name:
         raise ValueError(
@@ -220,25 +144,43 @@ def _resolve_dataset(dataset, description, source, data_dir):
         )
     info = description.get("dataset_info") if not dataset or dataset == description.get("dataset") else None
     if info is None:
-        info = data.dataset_info(name, data_dir=data_dir or description.get("data_dir"))
+        info = data.dataset_info(name, data_dir=data_dir or description.get("data_dir"),
+                                 **description.get("data_options", {}))
     return name, info
 
 
-def _real_data(name, info, n, data_dir):
-    """The comparison data: the test split (or what there is), at most ``max(n, split size)`` examples."""
+def _real_data(name, info, n, data_dir, seed, data_options=None):
+    """The comparison data ``(x, split, split size)``: a builtin dataset's whole test split; of another dataset's
+    test split (its training split when it has none), all of it or, when it holds more than ``n`` examples, ``n``
+    of them drawn at random with ``seed`` (in the split's order), streamed so that only those are kept."""
     from keras_gen import data
 
     if name in data.BUILTIN_DATASETS:
         split = "test"
         x, _ = data.load_arrays(name, split)
-        return x, split
+        return x, split, len(x)
     splits = info.get("splits") or {}
     split = "test" if "test" in splits else "train"
     ds = data.load_dataset(
-        name, split=split, batch_size=256, shuffle=False, with_labels=False, drop_remainder=False,
-        num_samples=n, data_dir=data_dir,
+        name, split=split, batch_size=256, shuffle=False, with_labels=False, drop_remainder=False, data_dir=data_dir,
+        **(data_options or {}),
     )
-    return np.concatenate([np.asarray(batch) for batch in ds], axis=0), split
+    size = splits.get(split)
+    if size is None or size <= n:  # keep everything (the size is counted while reading)
+        x = np.concatenate([np.asarray(batch) for batch in ds], axis=0)  # (size, *shape)
+        if len(x) <= n:
+            return x, split, len(x)
+        size, ds = len(x), [x]
+    keep = np.sort(np.random.RandomState(seed).choice(size, n, replace=False))  # (n,) indices into the split
+    rows, start = [], 0
+    for batch in ds:
+        batch = np.asarray(batch)  # (b, *shape)
+        lo, hi = np.searchsorted(keep, [start, start + len(batch)])
+        rows.append(batch[keep[lo:hi] - start])
+        start += len(batch)
+        if hi == n:
+            break
+    return np.concatenate(rows, axis=0), split, size  # (n, *shape)
 
 
 # ---------------------------------------------------------------------------------------------------------- extractors
@@ -372,10 +314,6 @@ def _check_metrics(metrics, applicable, dataset, extractor):
     return [m for m in METRICS if m in metrics]  # canonical order, no duplicates
 
 
-def _check_int(name, value, minimum):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; received {name}={value!r}.")
-    return int(value)
 
 
 def _json_safe(value):
@@ -418,37 +356,47 @@ def evaluate(
     kid_subsets=100,
     pr_k=3,
     is_splits=10,
+    source_info=None,
 ):
     """Draws ``n`` samples from ``source`` and computes the requested metrics against the dataset's test split.
 
     Args:
         source: a sampler with ``sample(n, seed=...)`` (e.g. from ``keras_gen.export.load``; preferred when an
-            object has both, since an export's ``generate`` takes latents), a keras-gen model with
-            ``generate(n, seed=...)`` (e.g. from `keras_gen.runs.load_run`), or a path that `load_source`
-            understands (run folder, ``.keras`` file, export).
+            object has both, since an export's ``generate`` takes latents) or a keras-gen model with
+            ``generate(n, seed=...)`` (e.g. from `keras_gen.runs.load_run`) that offers ``sample``. For a path, use
+            `keras_gen.runs.evaluate_run`.
         metrics: names from `METRICS` (a list or ``"fid,kid"``); ``None`` means every metric that applies (see
             `applicable_metrics`). A metric that does not apply raises a ValueError saying why.
         n: samples to draw; default 2,500 for 2-D mixtures (the VEEGAN/PacGAN protocol), 26,000 for stacked MNIST,
             5,000 for other images.
         extractor: ``"auto"``, ``"classifier"``, ``"inception"`` or ``"identity"`` (points).
         seed: sampling seed (a non-negative integer below 2**32); batch i is drawn with ``seed + i * 2**32``, so
-            results depend on ``batch_size`` too (both are recorded).
+            results depend on ``batch_size`` too (both are recorded). It also seeds the permutation the Inception
+            Score's chunks are cut from, the KID subsets, and the subset of a real split larger than ``n``.
         batch_size: samples per generator call.
         progress: show a tqdm bar over the generation batches.
-        dataset: the dataset the samples imitate; read from the run folder / artifact when omitted.
+        dataset: the dataset the samples imitate; default: ``source_info``'s, or the one an exported sampler's
+            manifest records.
         data_dir: TFDS data directory for TFDS datasets.
         real: the comparison data as an array, instead of the dataset's test split.
         classifier: a `DomainClassifier` to use instead of the cached default one.
         inception_weights: weights file for the InceptionV3 extractor.
         kid_subsets, pr_k, is_splits: `kernel_inception_distance` subsets (of size min(1000, n, real)),
             precision/recall neighbourhood k, Inception Score splits (reduced to n when n is smaller).
+        source_info: what the source is, as `keras_gen.runs.load_source` describes it (``path``, ``type``,
+            ``dataset``, ``dataset_info``, ``data_dir``, ``data_options``, ...): recorded as the report's ``source``,
+            and the dataset and its folder options are taken from it.
 
     Returns:
-        A JSON-able dict: ``source``, ``dataset``, ``num_samples``, ``num_real``, ``real_split``, ``seed``,
-        ``batch_size``, ``extractor`` (``name``, ``path``, ``accuracy``, ...), ``seconds``, ``environment``
+        A JSON-able dict: ``source``, ``dataset``, ``num_samples``, ``num_real``, ``real_split``,
+        ``real_split_size`` (examples in that split; more than ``num_real`` when a seeded subset was compared,
+        None for given arrays), ``seed``, ``batch_size``, ``extractor`` (``name``, ``path``, ``accuracy``, ...),
+        ``seconds``, ``environment``
         (versions, machine and keras-gen revision: `keras_gen.provenance.environment`) and ``metrics``:
         ``{name: {...values..., "extractor": name, "num_samples": n, "num_real": m}}`` with
-        fid ``value``; kid ``mean``/``std``; is ``mean``/``std`` (and ``real_mean``, the IS of the real data);
+        fid ``value``; kid ``mean``/``std``; is ``mean``/``std``, ``splits``, ``permutation_seed`` (the seed of the
+        permutation the chunks are cut from) and ``real_mean``/``real_std``, the IS of the real data in
+        ``real_splits`` chunks of the samples' chunk size (IS grows with it);
         pr ``precision``/``recall``; coverage (mixtures) ``modes``/``num_modes``/``high_quality``/``reverse_kl``/
         ``counts`` or (digits) ``modes``/``num_modes``/``kl``/``counts`` of the predicted classes (triples for
         stacked MNIST). Undefined values (a KL when no sample is high quality) are None, so the dict is strict JSON.
@@ -460,30 +408,37 @@ def evaluate(
     8
     """
     start_time = time.perf_counter()
-    description = {"type": "object", "name": _sampler_name(source)}
     if isinstance(source, (str, os.PathLike)):
-        source, description = load_source(source)
+        raise TypeError(
+            f"evaluate() takes a model or a sampler, not the path {os.fspath(source)!r}: use "
+            "keras_gen.runs.evaluate_run(path) for a run folder or .keras file, or "
+            "evaluate(keras_gen.export.load(path)) for an export."
+        )
     if not (hasattr(source, "generate") or hasattr(source, "sample")):
         raise TypeError(
-            "`source` must be a path, a keras-gen model with `generate(n, seed=...)` or a sampler with "
+            "`source` must be a keras-gen model with `generate(n, seed=...)` or a sampler with "
             f"`sample(n, seed=...)`; received {type(source).__name__}."
         )
+    model_kind.require(source, "sample", "Evaluating samples")
+    description = dict(source_info or {"type": "object", "name": _sampler_name(source)})
     if extractor not in EXTRACTORS:
         raise ValueError(f"Unknown extractor {extractor!r}. Valid extractors: {', '.join(EXTRACTORS)}.")
-    seed = _check_int("seed", seed, 0)
+    seed = checks.integer(seed, "seed", 0)
     if seed >= 2**32:
         raise ValueError(f"`seed` must be below 2**32; received seed={seed}.")
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
     name, info = _resolve_dataset(dataset, description, source, data_dir)
     applicable = applicable_metrics(name, info, extractor)
     metric_names = _check_metrics(metrics, applicable, name, extractor)
     kind = "points" if info["kind"] == "points" else ("stacked_mnist" if name == "stacked_mnist" else "image")
-    n = _DEFAULT_N[kind] if n is None else _check_int("n", n, 2)
+    n = _DEFAULT_N[kind] if n is None else checks.integer(n, "n", 2)
 
     if real is None:
-        real, real_split = _real_data(name, info, n, data_dir or description.get("data_dir"))
+        real, real_split, real_split_size = _real_data(
+            name, info, n, data_dir or description.get("data_dir"), seed, description.get("data_options")
+        )
     else:
-        real, real_split = np.asarray(real, dtype=np.float32), "given"
+        real, real_split, real_split_size = np.asarray(real, dtype=np.float32), "given", None
     shape = tuple(info["shape"])
     if tuple(real.shape[1:]) != shape:
         raise ValueError(f"The real data has examples of shape {tuple(real.shape[1:])}; dataset {name!r} has {shape}.")
@@ -512,10 +467,17 @@ def evaluate(
         if "pr" in metric_names:
             results["pr"] = {**precision_recall(real_features, fake_features, k=pr_k), "k": pr_k}
     if "is" in metric_names:
+        # Chunks of a seeded permutation of each set: a class-sorted split must not give one class per chunk.
+        # The real data is cut into chunks of the generated chunks' size (IS grows with the chunk size), as many
+        # as it fills: 500 test digits against 5,000 samples in 10 chunks give one chunk of 500.
+        splits = min(is_splits, n)
+        real_splits = max(1, int(len(real) // (n / splits)))
         fake_probabilities = feature_extractor.probabilities(fake)  # (n, K)
-        mean, std = inception_score(fake_probabilities, splits=min(is_splits, n))
-        real_mean, _ = inception_score(feature_extractor.probabilities(real), splits=min(is_splits, len(real)))
-        results["is"] = {"mean": mean, "std": std, "splits": min(is_splits, n), "real_mean": real_mean}
+        mean, std = inception_score(fake_probabilities, splits=splits, seed=seed)
+        real_probabilities = feature_extractor.probabilities(real)  # (m, K)
+        real_mean, real_std = inception_score(real_probabilities, splits=real_splits, seed=seed)
+        results["is"] = {"mean": mean, "std": std, "splits": splits, "permutation_seed": seed,
+                         "real_mean": real_mean, "real_std": real_std, "real_splits": real_splits}
     if "coverage" in metric_names:
         if kind == "points":
             from keras_gen.data import mixture_modes
@@ -537,6 +499,7 @@ def evaluate(
         "num_samples": int(n),
         "num_real": int(len(real)),
         "real_split": real_split,
+        "real_split_size": None if real_split_size is None else int(real_split_size),
         "seed": seed,
         "batch_size": batch_size,
         "extractor": provenance,
@@ -566,7 +529,7 @@ def format_table(results):
     """
     if not isinstance(results, dict) or "metrics" not in results:
         raise TypeError("`results` must be the dict returned by `evaluate` (with a 'metrics' entry).")
-    rows = []
+    rows, notes = [], []
     for name, entry in results["metrics"].items():
         samples = f"{entry.get('num_samples', '')} / {entry.get('num_real', '')}"
         if name == "fid":
@@ -575,7 +538,16 @@ def format_table(results):
             rows.append(("KID", _number(entry["mean"]), _number(entry["std"]), samples))
         elif name == "is":
             rows.append(("Inception Score", _number(entry["mean"]), _number(entry["std"]), samples))
-            rows.append(("Inception Score (real data)", _number(entry["real_mean"]), "", f"/ {entry['num_real']}"))
+            rows.append(("Inception Score (real data)", _number(entry["real_mean"]),
+                         _number(entry.get("real_std")) if "real_std" in entry else "", f"/ {entry['num_real']}"))
+            if entry.get("permutation_seed") is not None:
+                real_splits = entry.get("real_splits", entry["splits"])
+                notes.append(
+                    f"Inception Score: {entry['splits']} chunks of the samples and {real_splits} of the real data, "
+                    f"of {entry['num_samples'] // entry['splits']} each, in a random order drawn with seed "
+                    f"{entry['permutation_seed']} (not in the data's order: a split sorted by class would put one "
+                    "class in each chunk); ± is the spread over the chunks."
+                )
         elif name == "pr":
             rows.append(("precision", _number(entry["precision"]), "", samples))
             rows.append(("recall", _number(entry["recall"]), "", samples))
@@ -591,12 +563,17 @@ def format_table(results):
     extractor = results.get("extractor", {})
     accuracy = extractor.get("accuracy")
     where = results.get("source", {}).get("path") or results.get("source", {}).get("name", "")
+    split = f"{results.get('real_split')} split"
+    split_size, num_real = results.get("real_split_size"), results.get("num_real")
+    if split_size is not None and num_real is not None and split_size > num_real:
+        split += f": {num_real} of the {split_size} examples, drawn with seed {results.get('seed')}"
     lines.append("")
     lines.append(
-        f"{where}, dataset {results.get('dataset')} ({results.get('real_split')} split), extractor "
+        f"{where}, dataset {results.get('dataset')} ({split}), extractor "
         f"{extractor.get('name')}"
         + (f" (held-out accuracy {accuracy:.4f})" if accuracy is not None else "")
         + (f", {extractor['path']}" if extractor.get("path") else "")
         + f", seed {results.get('seed')}."
     )
+    lines += notes
     return "\n".join(lines)

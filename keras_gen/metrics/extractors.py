@@ -15,10 +15,11 @@ torch-fidelity use, and the resizing differs slightly, so FIDs computed with it 
 but not with published numbers.
 """
 
-import numbers
 import os
 
 import numpy as np
+
+from keras_gen import checks
 
 __all__ = ["identity_extractor", "InceptionFeatureExtractor", "INCEPTION_V3_NOTOP_WEIGHTS"]
 
@@ -106,8 +107,7 @@ class InceptionFeatureExtractor:
     image_size = 299
 
     def __init__(self, weights=None, allow_download=False, batch_size=64, progress=True):
-        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be an integer >= 1; received batch_size={batch_size!r}.")
+        checks.integer(batch_size, "batch_size", 1)
         if weights is not None and not isinstance(weights, (str, os.PathLike)):
             raise TypeError(
                 f"`weights` must be None or the path of a weights file; received {type(weights).__name__}."

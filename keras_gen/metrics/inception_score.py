@@ -4,9 +4,14 @@ Salimans et al. 2016, "Improved Techniques for Training GANs", https://arxiv.org
 
     IS = exp( E_x KL( p(y|x) || p(y) ) ),   p(y) = E_x p(y|x)
 
-computed separately on `splits` consecutive chunks of the samples (as in the reference code and
-torch-fidelity), reporting the mean and standard deviation over chunks. It ranges from 1 (every sample gets the
-same prediction) to the number of classes K (confident predictions, all classes used equally).
+computed separately on `splits` chunks of the samples, reporting the mean and standard deviation over chunks. It
+ranges from 1 (every sample gets the same prediction) to the number of classes K (confident predictions, all
+classes used equally).
+
+The chunks are cut from a seeded permutation of the rows (``numpy.random.RandomState(seed).permutation``, as
+torch-fidelity does), so the score does not depend on the order of the samples. Salimans et al.'s code takes
+consecutive chunks (``seed=None`` here), which is right only for rows in random order: a dataset split sorted by
+class puts one or two classes in each chunk, whose IS is then close to 1 whatever the classifier.
 
 Example:
 
@@ -21,7 +26,7 @@ import numpy as np
 __all__ = ["inception_score"]
 
 
-def inception_score(probabilities, *, splits=10):
+def inception_score(probabilities, *, splits=10, seed=0):
     """Inception Score of a set of class-probability vectors.
 
     Args:
@@ -29,12 +34,15 @@ def inception_score(probabilities, *, splits=10):
             of a classifier, not logits).
         splits: number of chunks the samples are cut into (sizes differ by at most one, no sample dropped); an
             integer between 1 and num_samples. The reference uses 10 chunks of 5000 samples.
+        seed: seed of the permutation the chunks are cut from, an integer in [0, 2**32); `None` cuts consecutive
+            chunks in the given order (only right for rows in random order).
 
     Returns:
         `(mean, std)` of the per-chunk scores, Python floats (std with ddof=0).
 
     Raises:
-        ValueError: a non-2-D array, negative or non-finite values, rows that do not sum to 1, or a bad `splits`.
+        ValueError: a non-2-D array, negative or non-finite values, rows that do not sum to 1, or a bad `splits`
+            or `seed`.
     """
     probabilities = np.asarray(probabilities)
     if probabilities.ndim != 2:
@@ -63,7 +71,13 @@ def inception_score(probabilities, *, splits=10):
             f"`splits` must be an integer between 1 and the number of samples ({num_samples}); "
             f"received splits={splits!r}."
         )
+    if seed is not None and (
+        not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**32
+    ):
+        raise ValueError(f"`seed` must be an integer in [0, 2**32) or None; received seed={seed!r}.")
 
+    if seed is not None:
+        probabilities = probabilities[np.random.RandomState(seed).permutation(num_samples)]  # (N, K), rows shuffled
     scores = []
     for i in range(splits):
         chunk = probabilities[i * num_samples // splits : (i + 1) * num_samples // splits]  # (n_i, K)

@@ -9,16 +9,20 @@ torch-fidelity, the estimate is averaged over random subsets of equal size drawn
 Unlike FID, the estimator is unbiased, so it is meaningful for small sample sizes and can be slightly negative
 when both sets come from one distribution.
 
+The subsets are drawn at random, never as consecutive rows, so the estimate does not depend on the order of the
+rows (a class-sorted split gives the same distribution of estimates as a shuffled one, and exactly the same
+estimate when the subsets are as large as the sets).
+
 Example:
 
 >>> real, fake = np.random.normal(size=(300, 8)), np.random.normal(size=(300, 8))
 >>> mean, std = kernel_inception_distance(real, fake, num_subsets=10, subset_size=100)   # mean about 0
 """
 
-import numbers
 
 import numpy as np
 
+from keras_gen import checks
 from keras_gen.metrics.fid import _check_features
 
 __all__ = ["kernel_inception_distance", "polynomial_kernel", "unbiased_mmd2"]
@@ -110,8 +114,7 @@ def kernel_inception_distance(
         )
     for name, value, minimum in (("num_subsets", num_subsets, 1), ("subset_size", subset_size, 2),
                                  ("degree", degree, 1)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-            raise ValueError(f"`{name}` must be an integer >= {minimum}; received {name}={value!r}.")
+        checks.integer(value, name, minimum)
     if gamma is not None and not gamma > 0:
         raise ValueError(f"`gamma` must be > 0 or None (meaning 1 / feature_dim); received gamma={gamma!r}.")
 

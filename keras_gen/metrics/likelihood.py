@@ -23,15 +23,13 @@ import math
 
 import numpy as np
 
+from keras_gen import checks
+
 __all__ = ["BINARIZATIONS", "binarize_images", "elbo", "iw_nll", "bits_per_dim"]
 
 BINARIZATIONS = ("threshold", "stochastic", None)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _check_seed(seed):
@@ -90,7 +88,7 @@ def bits_per_dim(nll_nats, num_dims):
         nll_nats: a negative log-likelihood (or bound) per example, in nats: a number or an array.
         num_dims: dimensions per example (784 for a 28x28x1 image).
     """
-    scale = _check_positive_int("num_dims", num_dims) * math.log(2.0)
+    scale = checks.integer(num_dims, "num_dims", 1) * math.log(2.0)
     if np.ndim(nll_nats):
         return np.asarray(nll_nats, dtype="float64") / scale
     return float(nll_nats) / scale
@@ -134,8 +132,8 @@ def elbo(model, images, labels=None, *, binarize="threshold", seed=0, batch_size
     from keras_gen.losses import gaussian_kl
 
     images, labels, seed = _prepare(model, images, labels, binarize, seed)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    samples = _check_positive_int("samples", samples)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
+    samples = checks.integer(samples, "samples", 1)
     noise = np.random.default_rng([seed, 1])
     reconstruction, kl = [], []
     for start in range(0, images.shape[0], batch_size):
@@ -203,9 +201,9 @@ def iw_nll(model, images, labels=None, *, k=5000, chunk=500, batch_size=20, bina
     from keras_gen.losses import gaussian_log_likelihood
 
     images, labels, seed = _prepare(model, images, labels, binarize, seed)
-    k = _check_positive_int("k", k)
-    chunk = min(_check_positive_int("chunk", chunk), k)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    k = checks.integer(k, "k", 1)
+    chunk = min(checks.integer(chunk, "chunk", 1), k)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
     noise = np.random.default_rng([seed, 2])
 
     @tf.function(reduce_retracing=True)  # a graph is about twice as fast as eager calls here

@@ -18,10 +18,10 @@ Example:
 {'precision': 0.0, 'recall': 0.0}
 """
 
-import numbers
 
 import numpy as np
 
+from keras_gen import checks
 from keras_gen.metrics.fid import _check_features
 
 __all__ = ["precision_recall", "knn_radii"]
@@ -32,9 +32,6 @@ def _squared_distances(a, a_sq, b, b_sq):
     return np.maximum(a_sq[:, None] - 2.0 * (a @ b.T) + b_sq[None, :], 0.0)  # (n, m)
 
 
-def _check_positive_int(name, value):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1; received {name}={value!r}.")
 
 
 def knn_radii(features, *, k=3, batch_size=1000):
@@ -51,8 +48,8 @@ def knn_radii(features, *, k=3, batch_size=1000):
         A float64 array of shape (N,).
     """
     features = _check_features(features)
-    _check_positive_int("k", k)
-    _check_positive_int("batch_size", batch_size)
+    checks.integer(k, "k", 1)
+    checks.integer(batch_size, "batch_size", 1)
     return np.sqrt(_knn_squared_radii(features, np.sum(features**2, axis=1), k, batch_size))
 
 
@@ -109,8 +106,8 @@ def precision_recall(real_features, fake_features, *, k=3, batch_size=1000):
             "`real_features` and `fake_features` must have the same feature dimension; received shapes "
             f"{real.shape} and {fake.shape}."
         )
-    _check_positive_int("k", k)
-    _check_positive_int("batch_size", batch_size)
+    checks.integer(k, "k", 1)
+    checks.integer(batch_size, "batch_size", 1)
     for name, n in (("real_features", real.shape[0]), ("fake_features", fake.shape[0])):
         if k >= n:
             raise ValueError(f"`k` must be smaller than the number of samples in `{name}` ({n}); received k={k}.")
