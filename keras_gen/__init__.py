@@ -9,13 +9,13 @@
 on their own: ``import keras_gen.export``.
 """
 
-__version__ = "0.1.0"
+from keras_gen.version import __version__  # noqa: F401
 
 from keras_gen import latent, losses, metrics, networks, provenance
 from keras_gen.data import dataset_info, load_arrays, load_dataset
 from keras_gen.models import GAN, VAE, VQVAE, PixelCNN
 from keras_gen.presets import PRESETS, RunConfig, build_model, get_config, list_presets
-from keras_gen.runs import load_run, train_run
+from keras_gen.runs import evaluate_run, load_run, train_run
 
 __all__ = [
     "GAN",
@@ -26,6 +26,7 @@ __all__ = [
     "RunConfig",
     "build_model",
     "dataset_info",
+    "evaluate_run",
     "get_config",
     "latent",
     "list_presets",

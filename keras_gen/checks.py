@@ -1,7 +1,7 @@
 """Argument checks shared across the package: one message per kind of mistake, naming the argument and its value.
 
     from keras_gen import checks
-    n = checks.integer(n, "n", minimum=1)          # ValueError: `n` must be an integer >= 1, got 0.
+    n = checks.integer(n, "n", minimum=1)          # ValueError: `n` must be a positive integer, got 0.
     method = checks.choice(method, "method", METHODS)
 """
 
@@ -20,13 +20,16 @@ def integer(value, name, minimum=None, allow_none=False):
         allow_none: None passes through unchanged.
 
     Raises:
-        ValueError: ``"`name` must be an integer >= minimum, got value."``
+        ValueError: ``"`name` must be an integer >= minimum, got value."`` (for a minimum of 1: "a positive
+            integer"; of 0: "a non-negative integer").
     """
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum):
-        valid = "an integer" + ("" if minimum is None else f" >= {minimum}") + (" or None" if allow_none else "")
-        raise ValueError(f"`{name}` must be {valid}, got {value!r}.")
+        valid = {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}"
+        )
+        raise ValueError(f"`{name}` must be {valid}{' or None' if allow_none else ''}, got {value!r}.")
     return int(value)
 
 

@@ -1,43 +1,15 @@
 """Writing what people would rather look at than read: image grids, labelled grids and scatter plots as PNG files."""
 
 import math
-import os
-import tempfile
 
 import numpy as np
 
+from keras_gen.files import atomic_write
+
 __all__ = [
     "to_uint8", "image_grid", "save_image_grid", "save_scatter", "save_loss_plot", "labelled_figure",
-    "save_labelled_grid", "atomic_write",
+    "save_labelled_grid",
 ]
-
-
-def _read_umask():
-    mask = os.umask(0)  # the only way to read it sets it: read once, at import, before any thread writes files
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-def atomic_write(path, write_fn, suffix=None):
-    """Calls ``write_fn(tmp_path)`` and renames the result onto ``path``, so ``path`` is never half-written."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = suffix if suffix is not None else os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 def to_uint8(images, value_range=(-1.0, 1.0)):

@@ -203,7 +203,9 @@ class Condition:
     def __post_init__(self):
         _check_name(self.name, "condition")
         if self.kind not in CONDITION_KINDS:
-            raise ValueError(f"Condition {self.name!r}: unknown kind {self.kind!r}. Valid: {', '.join(CONDITION_KINDS)}.")
+            raise ValueError(
+                f"Condition {self.name!r}: unknown kind {self.kind!r}. Valid: {', '.join(CONDITION_KINDS)}."
+            )
         if self.kind == "label":
             k = self.num_classes
             if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:

@@ -11,7 +11,6 @@ Written into export manifests (``versions``), ``keras-gen evaluate`` reports and
 """
 
 import functools
-import json
 import os
 import platform
 import subprocess
@@ -105,13 +104,7 @@ def write_report(path, report, allow_nan=True):
     whole: ``mode_collapse.py --merge`` reads it back. ``allow_nan=False`` refuses NaN and infinities, which
     strict JSON readers reject. Returns ``path``.
     """
-    from keras_gen.images import atomic_write
+    from keras_gen.files import write_json
 
     report = report if "environment" in report else {**report, "environment": environment()}
-    text = json.dumps(report, indent=2, allow_nan=allow_nan) + "\n"  # refused before anything is written
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    return atomic_write(path, write)
+    return write_json(path, report, allow_nan=allow_nan)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_gen import model_kind
+from keras_gen import checks, model_kind
 from keras_gen.latent_spec import Condition, LatentSpec
 
 __all__ = [
@@ -87,10 +87,8 @@ def uses_float16(network):
 
 
 def check_count(n):
-    """A positive integer number of samples, or a ValueError naming the bad value."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or int(n) < 1:
-        raise ValueError(f"The number of samples must be a positive integer, got {n!r}.")
-    return int(n)
+    """A positive integer number of samples ``n``, or a ValueError naming the bad value."""
+    return checks.integer(n, "n", 1)
 
 
 def _shuffles_itself(x):

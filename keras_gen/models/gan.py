@@ -2,11 +2,11 @@
 
 import contextlib
 import copy
-import numbers
 
 import keras
 from keras import ops
 
+from keras_gen import checks
 from keras_gen import losses as losses_lib
 from keras_gen.latent_spec import LatentSpec
 from keras_gen.models.base import GenerativeModel, apply_gradients, prepare_optimizer, scaled_loss
@@ -157,18 +157,14 @@ class GAN(GenerativeModel):
                 "`generator` and `discriminator` must be keras.Model instances; got "
                 f"{type(generator).__name__} and {type(discriminator).__name__}."
             )
-        if int(d_steps) < 1:
-            raise ValueError(f"`d_steps` must be an integer >= 1, got {d_steps!r}.")
+        checks.integer(d_steps, "d_steps", 1)
         for arg, value in (("gradient_penalty_weight", gradient_penalty_weight), ("r1_weight", r1_weight)):
             if float(value) < 0:
                 raise ValueError(f"`{arg}` must be >= 0, got {value!r}.")
-        if isinstance(r1_interval, bool) or int(r1_interval) != r1_interval or int(r1_interval) < 1:
-            raise ValueError(f"`r1_interval` must be an integer >= 1, got {r1_interval!r}.")
+        checks.integer(r1_interval, "r1_interval", 1)
         if clip_value is not None and float(clip_value) <= 0:
             raise ValueError(f"`clip_value` must be > 0 or None, got {clip_value!r}.")
-        if (isinstance(standing_statistics, bool) or not isinstance(standing_statistics, numbers.Integral)
-                or standing_statistics < 0):
-            raise ValueError(f"`standing_statistics` must be an integer >= 0 (batches), got {standing_statistics!r}.")
+        checks.integer(standing_statistics, "standing_statistics", 0)
         expected_inputs = 1 if num_classes is None else 2
         for role, net in (("generator", generator), ("discriminator", discriminator)):
             if len(net.inputs) != expected_inputs:
@@ -380,8 +376,7 @@ class GAN(GenerativeModel):
             The number of batch-normalization layers updated (0 for a generator without any).
         """
         for name, value, minimum in (("batches", batches, 1), ("batch_size", batch_size, 2), ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+            checks.integer(value, name, minimum)
         layers = self._generator_batch_norms()
         momenta, restore = [layer.momentum for layer in layers], _statistics_restorer(layers)
         labels = self.check_labels(None, batch_size)

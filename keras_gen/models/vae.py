@@ -7,20 +7,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_gen import checks, rng
 from keras_gen import losses as losses_lib
-from keras_gen import rng
 from keras_gen.models.base import GenerativeModel, apply_gradients, prepare_optimizer, scaled_loss
 
 __all__ = ["VAE", "LIKELIHOODS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 """The decoder's observation models: Bernoulli logits or Gaussian means with a fixed ``sigma``."""
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-    return int(batch_size)
 
 
 @keras.saving.register_keras_serializable(package="keras_gen")
@@ -348,7 +342,7 @@ class VAE(GenerativeModel):
         return images, self.check_labels(labels, images.shape[0])
 
     def _batched(self, fn, images, labels, batch_size):
-        batch_size = _check_batch_size(batch_size)
+        batch_size = checks.integer(batch_size, "batch_size", 1)
         outputs = []
         for start in range(0, images.shape[0], batch_size):
             x = ops.convert_to_tensor(images[start : start + batch_size])
@@ -370,7 +364,7 @@ class VAE(GenerativeModel):
     def decode(self, z, labels=None, batch_size=256):
         """Images in [-1, 1] (NumPy float32 ``(n, *sample_shape)``) from latents ``(n, latent_dim)``; labels as in
         `generate` (default: cycling through the classes). Same as `generate_from_latent`."""
-        return self.generate_from_latent(z, labels, batch_size=_check_batch_size(batch_size))
+        return self.generate_from_latent(z, labels, batch_size=checks.integer(batch_size, "batch_size", 1))
 
     def reconstruct(self, images, labels=None, batch_size=256):
         """Decodes the posterior mean of each image: NumPy float32 ``(n, *sample_shape)`` in [-1, 1].

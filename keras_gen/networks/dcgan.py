@@ -13,6 +13,7 @@ Square images whose side halves at least once to an integer of at least 4 are su
 
 import keras
 
+from keras_gen import checks
 from keras_gen.networks.layers import (
     BatchNormalization,
     ConditionalBatchNormalization,
@@ -55,9 +56,6 @@ def _check_image_shape(image_shape):
     return tuple(int(s) for s in image_shape)
 
 
-def _check_choice(name, value, valid):
-    if value not in valid:
-        raise ValueError(f"Unknown {name} {value!r}. Valid: {', '.join(repr(v) for v in valid)}.")
 
 
 def dcgan_generator(
@@ -96,7 +94,7 @@ def dcgan_generator(
     side, _, channels = _check_image_shape(image_shape)
     start, steps = resolution_plan(side)
     if num_classes is not None:
-        _check_choice("generator conditioning", conditioning, GENERATOR_CONDITIONING)
+        checks.choice(conditioning, "generator conditioning", GENERATOR_CONDITIONING)
     z = keras.Input((latent_dim,), name="z")
     inputs = [z]
     label = None
@@ -166,9 +164,9 @@ def dcgan_discriminator(
     """
     side, _, channels = _check_image_shape(image_shape)
     _, steps = resolution_plan(side)
-    _check_choice("normalization", normalization, NORMALIZATIONS)
+    checks.choice(normalization, "normalization", NORMALIZATIONS)
     if num_classes is not None:
-        _check_choice("discriminator conditioning", conditioning, DISCRIMINATOR_CONDITIONING)
+        checks.choice(conditioning, "discriminator conditioning", DISCRIMINATOR_CONDITIONING)
         if packing != 1:
             raise ValueError("Packing (PacGAN) is not supported together with a conditional discriminator.")
     images = keras.Input((side, side, channels), name="images")

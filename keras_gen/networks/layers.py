@@ -4,6 +4,8 @@ normalization, the projection head, PacGAN packing, spectral normalization."""
 import keras
 from keras import ops
 
+from keras_gen import checks
+
 __all__ = [
     "BatchNormalization",
     "LayerNormalization",
@@ -91,8 +93,7 @@ class ConditionalBatchNormalization(keras.layers.Layer):
 
     def __init__(self, num_classes, momentum=0.99, epsilon=1e-3, synchronized=False, **kwargs):
         super().__init__(**kwargs)
-        if int(num_classes) < 1:
-            raise ValueError(f"`num_classes` must be a positive integer, got {num_classes!r}.")
+        checks.integer(num_classes, "num_classes", 1)
         self.num_classes = int(num_classes)
         self.momentum = momentum
         self.epsilon = epsilon
@@ -152,8 +153,7 @@ class ProjectionHead(keras.layers.Layer):
 
     def __init__(self, num_classes, **kwargs):
         super().__init__(**kwargs)
-        if int(num_classes) < 1:
-            raise ValueError(f"`num_classes` must be a positive integer, got {num_classes!r}.")
+        checks.integer(num_classes, "num_classes", 1)
         self.num_classes = int(num_classes)
 
     def build(self, input_shape):
@@ -191,8 +191,7 @@ class Pack(keras.layers.Layer):
 
     def __init__(self, packing, **kwargs):
         super().__init__(**kwargs)
-        if int(packing) < 1:
-            raise ValueError(f"`packing` must be an integer >= 1, got {packing!r}.")
+        checks.integer(packing, "packing", 1)
         self.packing = int(packing)
 
     def call(self, x):

@@ -35,6 +35,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_gen import checks
+
 __all__ = ["MaskedConv2D", "GatedActivation", "causal_mask", "pixel_cnn"]
 
 MASK_TYPES = ("A", "B")
@@ -126,10 +128,6 @@ class GatedActivation(keras.layers.Layer):
         return tuple(shape[:-1]) + (shape[-1] // 2,)
 
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def pixel_cnn(
@@ -175,16 +173,16 @@ def pixel_cnn(
         shape = shape[:2]
     if len(shape) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
         raise ValueError(f"`input_shape` must be (H, W) with positive ints, got {tuple(input_shape)!r}.")
-    num_levels = _check_positive("num_levels", num_levels)
+    num_levels = checks.integer(num_levels, "num_levels", 1)
     if num_levels < 2:
         raise ValueError(f"`num_levels` must be at least 2, got {num_levels}.")
-    width = _check_positive("width", width)
+    width = checks.integer(width, "width", 1)
     num_blocks = int(num_blocks)
     if num_blocks < 0:
         raise ValueError(f"`num_blocks` must be >= 0, got {num_blocks!r}.")
-    head_width = width if head_width is None else _check_positive("head_width", head_width)
+    head_width = width if head_width is None else checks.integer(head_width, "head_width", 1)
     if num_classes is not None:
-        num_classes = _check_positive("num_classes", num_classes)
+        num_classes = checks.integer(num_classes, "num_classes", 1)
 
     inputs = keras.Input(shape + (num_levels,), name="inputs")  # (B, H, W, L) one-hot
     model_inputs = [inputs]

@@ -15,6 +15,8 @@ import math
 
 import keras
 
+from keras_gen import checks
+
 __all__ = ["mlp_encoder", "mlp_decoder", "conv_encoder", "conv_decoder"]
 
 
@@ -25,10 +27,6 @@ def _check_image_shape(image_shape):
     return tuple(int(s) for s in image_shape)
 
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return value
 
 
 def _check_sizes(name, sizes, allow_empty=True):
@@ -45,7 +43,7 @@ def _label_input(num_classes, embedding_dim):
     """``(label input, its embedding (B, E))`` or ``(None, None)`` for an unconditional network."""
     if num_classes is None:
         return None, None
-    _check_positive("num_classes", num_classes)
+    checks.integer(num_classes, "num_classes", 1)
     label = keras.Input((), dtype="int32", name="label")
     dim = embedding_dim or num_classes
     # Keras' default embedding init (uniform +-0.05) starts the label ~20x weaker than a feature or a z unit, and
@@ -90,7 +88,7 @@ def mlp_encoder(
         [TensorShape([2, 20]), TensorShape([2, 20])]
     """
     image_shape = _check_image_shape(image_shape)
-    _check_positive("latent_dim", latent_dim)
+    checks.integer(latent_dim, "latent_dim", 1)
     hidden = _check_sizes("hidden", hidden)
     images = keras.Input(image_shape, name="images")
     label, embedded = _label_input(num_classes, embedding_dim)
@@ -125,7 +123,7 @@ def mlp_decoder(
         A functional `keras.Model` returning a linear float32 output ``(B, H, W, C)`` (logits or means).
     """
     image_shape = _check_image_shape(image_shape)
-    _check_positive("latent_dim", latent_dim)
+    checks.integer(latent_dim, "latent_dim", 1)
     hidden = _check_sizes("hidden", hidden)
     z = keras.Input((latent_dim,), name="z")
     label, embedded = _label_input(num_classes, embedding_dim)
@@ -175,7 +173,7 @@ def conv_encoder(
         A functional `keras.Model` returning ``[z_mean, z_log_var]``, each float32 ``(B, latent_dim)``.
     """
     image_shape = _check_image_shape(image_shape)
-    _check_positive("latent_dim", latent_dim)
+    checks.integer(latent_dim, "latent_dim", 1)
     widths = _check_sizes("widths", widths, allow_empty=False)
     hidden = _check_sizes("hidden", hidden or ())
     _check_downsampling(image_shape, widths)
@@ -219,7 +217,7 @@ def conv_decoder(
         A functional `keras.Model` returning a linear float32 output ``(B, H, W, C)`` (logits or means).
     """
     image_shape = _check_image_shape(image_shape)
-    _check_positive("latent_dim", latent_dim)
+    checks.integer(latent_dim, "latent_dim", 1)
     widths = _check_sizes("widths", widths, allow_empty=False)
     hidden = _check_sizes("hidden", hidden or ())
     start_h, start_w = _check_downsampling(image_shape, widths)

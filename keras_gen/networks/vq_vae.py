@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_gen import checks
+
 __all__ = ["VectorQuantizer", "codebook_perplexity", "straight_through", "vq_encoder", "vq_decoder"]
 
 
@@ -89,8 +91,7 @@ class VectorQuantizer(keras.layers.Layer):
         kwargs["dtype"] = "float32"  # distances and the codebook stay in float32
         super().__init__(**kwargs)
         for name, value in (("num_codes", num_codes), ("code_dim", code_dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+            checks.integer(value, name, 1)
         self.num_codes = int(num_codes)
         self.code_dim = int(code_dim)
         self.codebook_initializer = keras.initializers.get(
@@ -185,10 +186,6 @@ def _check_image_shape(image_shape):
     return tuple(int(s) for s in shape)
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 def _residual_stack(x, width, num_residual, prefix):
@@ -215,10 +212,10 @@ def vq_encoder(image_shape=(28, 28, 1), code_dim=16, width=32, num_downsamples=2
         name: model name.
     """
     image_shape = _check_image_shape(image_shape)
-    code_dim = _check_int("code_dim", code_dim, 1)
-    width = _check_int("width", width, 1)
-    num_downsamples = _check_int("num_downsamples", num_downsamples, 1)
-    num_residual = _check_int("num_residual", num_residual, 0)
+    code_dim = checks.integer(code_dim, "code_dim", 1)
+    width = checks.integer(width, "width", 1)
+    num_downsamples = checks.integer(num_downsamples, "num_downsamples", 1)
+    num_residual = checks.integer(num_residual, "num_residual", 0)
     factor = 2**num_downsamples
     if image_shape[0] % factor or image_shape[1] % factor:
         raise ValueError(
@@ -251,10 +248,10 @@ def vq_decoder(code_shape=(7, 7, 16), channels=1, width=32, num_upsamples=2, num
         name: model name.
     """
     code_shape = _check_image_shape(code_shape)
-    channels = _check_int("channels", channels, 1)
-    width = _check_int("width", width, 1)
-    num_upsamples = _check_int("num_upsamples", num_upsamples, 1)
-    num_residual = _check_int("num_residual", num_residual, 0)
+    channels = checks.integer(channels, "channels", 1)
+    width = checks.integer(width, "width", 1)
+    num_upsamples = checks.integer(num_upsamples, "num_upsamples", 1)
+    num_residual = checks.integer(num_residual, "num_residual", 0)
     codes = keras.Input(code_shape, name="codes")
     x = keras.layers.Conv2D(width, 3, padding="same", name="from_codes")(codes)  # (B, h, w, width)
     x = _residual_stack(x, width, num_residual, prefix="")
