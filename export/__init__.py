@@ -16,7 +16,15 @@ The heavy converters (tf2onnx, onnxruntime, ai_edge_litert) are imported inside 
 
 from keras_gen.export.adapters import Endpoint, GANAdapter, ModelAdapter, VAEAdapter, get_adapter, register_adapter
 from keras_gen.export.errors import ExportError, ParityError, UnsupportedModelError
-from keras_gen.export.exporter import FORMATS, QUANTIZATIONS, ExportResult, export_model, export_run, next_version
+from keras_gen.export.exporter import (
+    FORMATS,
+    QUANTIZATIONS,
+    ExportResult,
+    export_model,
+    export_run,
+    next_version,
+    supported_formats,
+)
 from keras_gen.export.loader import Sampler, load
 from keras_gen.export.manifest import MANIFEST_FILE, read_manifest
 from keras_gen.export.parity import BATCH_SIZES, TOLERANCES
@@ -43,4 +51,5 @@ __all__ = [
     "next_version",
     "read_manifest",
     "register_adapter",
+    "supported_formats",
 ]

@@ -292,7 +292,8 @@ class ModelAdapter:
                 k = part.params["num_classes"]
                 checks += [
                     tf.debugging.assert_non_negative(value, message=f"{part.name} classes must be >= 0"),
-                    tf.debugging.assert_less(value, tf.constant(k, tf.int32), message=f"{part.name} classes must be < {k}"),
+                    tf.debugging.assert_less(value, tf.constant(k, tf.int32),
+                                             message=f"{part.name} classes must be < {k}"),
                 ]
             with tf.control_dependencies(checks):
                 checked[part.name] = tf.identity(value)
@@ -477,14 +478,15 @@ class LatentModelAdapter(ModelAdapter):
 
     Args:
         model: the model.
-        networks: ``{role: network}`` whose weights the endpoints use (default: the whole model).
+        networks: ``{role: network}`` whose weights the endpoints use (default: the model's
+            `GenerativeModel.inference_networks`).
     """
 
     family = "latent"
 
     def __init__(self, model, networks=None):
         self.model = model
-        super().__init__(**self.describing(model, networks if networks is not None else {"model": model}))
+        super().__init__(**self.describing(model, model.inference_networks() if networks is None else networks))
 
     @classmethod
     def from_model(cls, model):

@@ -67,6 +67,18 @@ def check_formats(formats):
     return [f for f in FORMATS if f in formats]
 
 
+def supported_formats(model, num_classes=None):
+    """The formats of `FORMATS` that can hold at least one endpoint of ``model`` (a model, a generator network or
+    an adapter): a SavedModel always; TFLite and ONNX when an endpoint converts (a PixelCNN's sampling loop has
+    no ONNX conversion, for one)."""
+    from keras_gen.export.onnx import onnx_endpoints
+    from keras_gen.export.tflite import tflite_endpoints
+
+    adapter = adapters_lib.get_adapter(model, num_classes=num_classes)
+    holds = {"savedmodel": True, "tflite": bool(tflite_endpoints(adapter, "fp32")), "onnx": bool(onnx_endpoints(adapter))}
+    return tuple(f for f in FORMATS if holds[f])
+
+
 def check_quantize(quantize, formats):
     """A list of TFLite quantizations validated against `QUANTIZATIONS` (they need the ``tflite`` format)."""
     quantize = _split(quantize)

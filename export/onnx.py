@@ -3,7 +3,7 @@
 ONNX models have one graph each, so every non-random endpoint becomes its own file, ``<endpoint>.onnx``, with
 the SavedModel's input and output names (``z``, ``label`` -> ``images``) and a dynamic batch axis named
 ``batch``. The random ``sample`` endpoint is not converted: tf2onnx writes its stateless random ops into a file
-ONNX Runtime then refuses (STACK.md); ONNX callers draw ``z`` and call ``generate`` (`keras_gen.export.load`
+ONNX Runtime then refuses (docs/export.md); ONNX callers draw ``z`` and call ``generate`` (`keras_gen.export.load`
 does it for them, with the same draw as the SavedModel).
 """
 

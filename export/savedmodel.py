@@ -26,7 +26,7 @@ def write_savedmodel(adapter, path):
 
     archive = keras.export.ExportArchive()
     # Not `archive.track(network)`: the variables the endpoints capture are tracked anyway (the archive's
-    # `_all_variables`), and tracking the Keras model as well stores every weight twice (see STACK.md).
+    # `_all_variables`), and tracking the Keras model as well stores every weight twice (docs/export.md).
     by_name = {}
     for endpoint in adapter.endpoints():
         archive.add_endpoint(endpoint.name, endpoint.build(True), input_signature=list(endpoint.inputs))

@@ -2,7 +2,7 @@
 
 One ``.tflite`` file per precision, each holding the adapter's non-random endpoints as named signatures (the
 phone draws ``z`` itself: an in-graph sampler would need stateless random ops, which LiteRT lacks, and an
-in-graph ``tf.random.normal`` repeats its first draw in every fresh interpreter, see STACK.md):
+in-graph ``tf.random.normal`` repeats its first draw in every fresh interpreter, see docs/export.md):
 
 =================  =============================================================================================
 precision          what it is
@@ -38,7 +38,7 @@ def tflite_endpoints(adapter, precision):
 
 def _mobile_savedmodel(adapter, endpoints, path):
     """A plain `tf.Module` SavedModel of the endpoints, the converter's input. The module tracks the networks'
-    variables itself: a Module that only closes over a Keras 3 model converts to NaNs (STACK.md)."""
+    variables itself: a Module that only closes over a Keras 3 model converts to NaNs (docs/export.md)."""
     import tensorflow as tf
 
     module = tf.Module()

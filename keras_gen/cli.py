@@ -6,7 +6,8 @@
     keras-gen sample RUN_DIR [--n 64] [--seed 0] [--labels 0,1,2] --out grid.png
     keras-gen sample --server HOST:8500 --model NAME [--rest] [--version N] [--n 64] [--seed 0] --out grid.png
     keras-gen serve BASE [--grpc-port 8500] [--rest-port 8501] [--host 127.0.0.1] [--backend savedmodel|onnx]
-                         [--batching] [--model-config-file F] [--tls-cert C --tls-key K] [--log-level debug]
+                         [--batching [--per-model-batching]] [--model-config-file F] [--tls-cert C --tls-key K]
+                         [--log-level debug]
     keras-gen export RUN_DIR [--formats savedmodel,tflite,onnx] [--quantize fp16,int8] [--out BASE] [--name NAME]
                              [--version N]
     keras-gen evaluate RUN_DIR|EXPORT_PATH [--metrics fid,kid,is,pr,coverage] [--n N] [--seed S]
@@ -33,6 +34,17 @@ def _parse_labels(text):
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--labels must be comma-separated integers, got {text!r}.") from exc
     return values[0] if len(values) == 1 else values
+
+
+def _parse_image_size(text):
+    """``"64"`` -> [64, 64]; ``"64x48"`` -> [64, 48] (height x width)."""
+    try:
+        sizes = [int(part) for part in text.lower().split("x")]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or HxW (height x width), e.g. 64 or 64x48; got {text!r}")
+    return sizes * 2 if len(sizes) == 1 else sizes
 
 
 def build_parser():
@@ -67,6 +79,12 @@ def build_parser():
     train.add_argument(
         "--deterministic", action="store_true", default=None, help="TensorFlow op determinism (bit-identical runs)"
     )
+    train.add_argument("--image-size", type=_parse_image_size, metavar="N|HxW",
+                       help="resize images to N x N or H x W (height x width); needed for a folder of mixed sizes")
+    train.add_argument("--channels", type=int, choices=[1, 3, 4],
+                       help="image folders: convert every image to 1, 3 or 4 channels (default: from the folder)")
+    train.add_argument("--center-crop", action="store_true", default=None,
+                       help="image folders, with --image-size: crop to its aspect ratio instead of stretching")
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], help="Keras fit verbosity")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid")
@@ -142,9 +160,15 @@ def _add_serve_parser(sub):
                        help="TensorFlow ops run at once (0: TensorFlow's default)")
     serve.add_argument("--model-name", help="serve only this model (or name the model when BASE is a model folder)")
     serve.add_argument("--model-config-file", help="TF Serving models.config (relative base paths are under BASE)")
-    serve.add_argument("--batching", action="store_true", help="batch concurrent z-input requests on the server")
-    serve.add_argument("--batching-parameters-file", help="TF Serving batching parameters (implies --batching)")
-    serve.add_argument("--max-batch-size", type=int, help="images per batch (implies --batching; default 64)")
+    serve.add_argument("--batching", action="store_true",
+                       help="TF Serving's --enable_batching: concurrent requests to a signature run as one batch; "
+                       "every signature batches, so `sample` (scalar n, seed) is refused (serving/README.md)")
+    serve.add_argument("--per-model-batching", action="store_true",
+                       help="TF Serving's --enable_per_model_batching_parameters: with --batching, batch only the "
+                       "versions whose folder holds batching_params.pbtxt")
+    serve.add_argument("--batching-parameters-file",
+                       help="TF Serving batching parameters (with --batching, as TF Serving needs)")
+    serve.add_argument("--max-batch-size", type=int, help="images per batch (with --batching; default 64)")
     serve.add_argument("--batch-timeout-micros", type=int, help="how long a batch waits to fill (default 2000)")
     serve.add_argument("--num-batch-threads", type=int, help="batches run at once (default 1)")
     serve.add_argument("--poll-seconds", type=float, default=1.0,
@@ -210,6 +234,7 @@ def _cmd_presets(args, out):
 
 
 def _cmd_train(args, out):
+    from keras_gen.data import dataset_info
     from keras_gen.presets import get_config, run_dir_config
     from keras_gen.runs import train_run
 
@@ -234,7 +259,18 @@ def _cmd_train(args, out):
             mixed_precision=f"mixed_{args.mixed_precision}" if args.mixed_precision else None,
             strategy=args.strategy,
             deterministic=args.deterministic,
+            image_size=args.image_size,
+            channels=args.channels,
+            center_crop=args.center_crop,
         )
+    # Before the run folder exists: a folder's broken files or mixed sizes stop here, and what the scan decided
+    # (size, channels, conversions) is said once. The scan is cached, so train_run does not repeat it.
+    info = dataset_info(
+        config.dataset, data_dir=config.data_dir, image_size=config.image_size, channels=config.channels,
+        center_crop=config.center_crop,
+    )
+    if info["source"] == "folder":
+        print(f"Folder {info['name'][len('folder:'):]}: {info['folder']['summary']}", file=out, flush=True)
     result = train_run(config, run_dir, resume=args.resume, overwrite=args.overwrite, verbose=args.verbose)
     print(f"Run folder: {result.run_dir}  ({result.seconds:.0f} s, {result.epochs_done} epochs)", file=out)
     if result.stopped_on_nan:
@@ -245,6 +281,7 @@ def _cmd_train(args, out):
 
 
 def _cmd_sample(args, out):
+    from keras_gen import model_kind
     from keras_gen.images import save_image_grid, save_scatter
     from keras_gen.runs import load_run
 
@@ -252,7 +289,7 @@ def _cmd_sample(args, out):
         return _sample_from_server(args, out)
     if args.run_dir is None:
         raise ValueError("Give a run folder, or --server HOST:PORT --model NAME to sample from a server.")
-    model = load_run(args.run_dir, compile=False)
+    model = model_kind.require(load_run(args.run_dir, compile=False), "sample", "`keras-gen sample`")
     samples = model.generate(args.n, labels=args.labels, seed=args.seed)
     if len(model.sample_shape) == 1:
         path = save_scatter(samples, args.out)
@@ -309,15 +346,24 @@ def _worst_parity(parity):
     return ", ".join(parts)
 
 
+def _open_export(path):
+    """`keras_gen.export.load`: the command line is where the core's run loading meets the export package."""
+    from keras_gen.export import load
+
+    return load(path)
+
+
 def _cmd_evaluate(args, out):
-    from keras_gen.metrics.evaluate import evaluate, format_table
+    from keras_gen.metrics.evaluate import format_table
     from keras_gen.provenance import write_report
+    from keras_gen.runs import evaluate_run
 
     if not os.path.exists(args.path):
         raise FileNotFoundError(f"Nothing to evaluate at {args.path!r}: no such run folder or exported artifact.")
-    results = evaluate(
+    results = evaluate_run(
         args.path,
         args.metrics,
+        open_artifact=_open_export,
         n=args.n,
         extractor=args.extractor,
         seed=args.seed,
@@ -460,7 +506,15 @@ def _cmd_serve(args, out):
     batching = None
     overrides = {key: getattr(args, key) for key in ("max_batch_size", "batch_timeout_micros", "num_batch_threads")
                  if getattr(args, key) is not None}
-    if args.batching or args.batching_parameters_file or overrides:
+    if not args.batching and (args.batching_parameters_file or overrides or args.per_model_batching):
+        given = [flag for flag, value in (("--batching-parameters-file", args.batching_parameters_file),
+                                          ("--per-model-batching", args.per_model_batching),
+                                          *((f"--{k.replace('_', '-')}", v) for k, v in overrides.items())) if value]
+        raise ValueError(
+            f"{', '.join(given)} configure batching, which is off: add --batching (TF Serving, too, reads them only "
+            "with --enable_batching)."
+        )
+    if args.batching:
         batching = (BatchingParameters.from_file(args.batching_parameters_file) if args.batching_parameters_file
                     else BatchingParameters())
         batching = dataclasses.replace(batching, **overrides)
@@ -486,6 +540,7 @@ def _cmd_serve(args, out):
             args.base, ready=ready, model_name=args.model_name, model_config_file=args.model_config_file,
             host=args.host, grpc_port=None if args.no_grpc else args.grpc_port,
             rest_port=None if args.no_rest else args.rest_port, backend=args.backend, batching=batching,
+            per_model_batching=args.per_model_batching,
             poll_interval=args.poll_seconds, max_images=args.max_images, max_request_bytes=args.max_request_bytes,
             tls_cert=args.tls_cert, tls_key=args.tls_key, monitoring_config_file=args.monitoring_config_file,
             warmup=not args.no_warmup, grace=args.grace, onnx_threads=args.onnx_threads,

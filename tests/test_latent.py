@@ -351,7 +351,8 @@ def test_grid_for_run_in_process(vae_run, gan_run):
     grid = latent_grids.grid_for_run(gan_run, "traverse", dims=[0, 7], steps=3)
     assert grid.shape == (2, 3)
     stub = lambda x: (x.reshape(len(x), -1).mean(axis=1) > np.median(x.reshape(len(x), -1).mean(axis=1))).astype(int)
-    grid = latent_grids.grid_for_run(gan_run, "arithmetic", a="1", b="0", c="0", examples=2, num_samples=64, classify=stub)
+    grid = latent_grids.grid_for_run(gan_run, "arithmetic", a="1", b="0", c="0", examples=2, num_samples=64,
+                                     classify=stub)
     assert grid.shape == (4, 3)
     grid = latent_grids.grid_for_run(vae_run, "traverse", source="data", index=3, steps=3)
     assert grid.shape == (4, 3)  # the VAE's 4 latent dimensions, ranked by KL

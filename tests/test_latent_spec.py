@@ -170,7 +170,8 @@ def test_every_consumer_draws_the_same_samples_from_a_non_normal_prior(tmp_path)
     n, seed = 6, 13
     expected = gan.generate(n, seed=seed)  # (6, 8, 8, 1)
     parts = _numpy(gan.latent_spec.sample(n, seed))
-    for kwargs, atol in (({}, 1e-6), ({"session": True}, 1e-6), ({"format": "tflite"}, 1e-5), ({"format": "onnx"}, 1e-5)):
+    cases = (({}, 1e-6), ({"session": True}, 1e-6), ({"format": "tflite"}, 1e-5), ({"format": "onnx"}, 1e-5))
+    for kwargs, atol in cases:
         with kx.load(result.path, **kwargs) as sampler:
             assert sampler.latent_spec == gan.latent_spec and sampler.operations == {"sample"}
             np.testing.assert_allclose(sampler.sample(n, seed=seed), expected, atol=atol, rtol=0, err_msg=str(kwargs))

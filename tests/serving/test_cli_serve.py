@@ -88,3 +88,18 @@ def test_sample_command_errors_are_clean(capsys, tmp_path, unused_port):
     err = capsys.readouterr().err
     assert "UNAVAILABLE" in err and "Traceback" not in err
 
+
+
+@pytest.mark.parametrize("flags", [
+    ["--batching-parameters-file", "serving/batching.config"],
+    ["--per-model-batching"],
+    ["--max-batch-size", "8"],
+])
+def test_batching_options_need_batching_as_in_tf_serving(capsys, tmp_path, flags):
+    """TF Serving reads its batching file and per-model parameters only with --enable_batching; keras-gen serve
+    says so before it loads anything (it used to turn batching on by itself)."""
+    from keras_gen import cli
+
+    assert cli.main(["serve", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert f"{flags[0]}" in err and "add --batching" in err and "Traceback" not in err
