@@ -16,6 +16,7 @@ import sys
 import keras
 import numpy as np
 
+from keras_gen import checks
 from keras_gen.files import atomic_write, write_json
 from keras_gen.images import save_image_grid, save_loss_plot, save_scatter
 
@@ -585,10 +586,8 @@ class ModeCollapseAlarm(keras.callbacks.Callback):
 
     def __init__(self, monitor, every=1, n=1000, drop=None, seed=0, name=None, stream=None):
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"`every` must be an integer >= 1, got {every!r}.")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"`n` must be a positive integer, got {n!r}.")
+        checks.integer(every, "every", 1)
+        checks.integer(n, "n", 1)
         if drop is not None and not (isinstance(drop, (int, float)) and drop > 0):
             raise ValueError(f"`drop` must be a positive number or None (10% of the best), got {drop!r}.")
         if isinstance(monitor, str):

@@ -31,6 +31,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_gen import checks
+
 __all__ = [
     "BUILTIN_DATASETS",
     "dataset_info",
@@ -70,23 +72,6 @@ def _unknown_name_message(name):
         "or the path of an existing image directory (or 'folder:PATH') laid out as root/<class_name>/*.png|jpg "
         "(labelled) or root/*.png (unlabelled)."
     )
-
-
-def _check_positive_int(value, argname, *, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        valid = "a positive integer or None" if allow_none else "a positive integer"
-        raise ValueError(f"`{argname}` must be {valid}, got {value!r}.")
-    return int(value)
-
-
-def _check_seed(seed):
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer or None, got {seed!r}.")
-    return int(seed)
 
 
 def _check_split(split, valid, name):
@@ -277,8 +262,8 @@ def _builtin_arrays(name, split, num_samples, seed):
 
 def _validated_builtin_arrays(name, split, num_samples, seed):
     _check_split(split, _BUILTIN_SPLITS, name)
-    num_samples = _check_positive_int(num_samples, "num_samples", allow_none=True)
-    seed = _check_seed(seed)
+    num_samples = checks.integer(num_samples, "num_samples", 1, allow_none=True)
+    seed = checks.integer(seed, "seed", 0, allow_none=True)
     if seed is not None and name not in _GENERATED:
         raise ValueError(
             f"`seed`={seed!r} only applies to the generated datasets {_GENERATED}; the splits of {name!r} are fixed."
@@ -985,11 +970,11 @@ def shuffled_batches(examples, batch_size, *, seed, epoch=0, num_examples=None, 
         >>> ds = shuffled_batches(tf.data.Dataset.range(10), 5, seed=1, epoch=epoch)
         >>> first, second = list(ds), list(ds)  # epochs 0 and 1: two orders of 0..9; epoch.numpy() is now 2
     """
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = checks.integer(batch_size, "batch_size", 1)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ValueError(f"`seed` must be an integer in [0, 2**63), got {seed!r}.")
-    num_examples = _check_positive_int(num_examples, "num_examples", allow_none=True)
-    window = _check_positive_int(window, "window", allow_none=True)
+    num_examples = checks.integer(num_examples, "num_examples", 1, allow_none=True)
+    window = checks.integer(window, "window", 1, allow_none=True)
     if window is None:
         if num_examples is None:
             raise ValueError("`window` is needed when `num_examples` is unknown.")
@@ -1120,9 +1105,9 @@ def load_dataset(
     Example:
         >>> ds = load_dataset("tfds:cifar10", batch_size=128, image_size=32, data_dir="~/tensorflow_datasets")
     """
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    num_samples = _check_positive_int(num_samples, "num_samples", allow_none=True)
-    seed = _check_seed(seed)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
+    num_samples = checks.integer(num_samples, "num_samples", 1, allow_none=True)
+    seed = checks.integer(seed, "seed", 0, allow_none=True)
     _check_epoch(epoch)
     image_size = _check_image_size(image_size)
     channels = _check_folder_options(image_size, channels, center_crop)

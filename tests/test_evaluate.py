@@ -38,7 +38,9 @@ def test_generate_samples_draws_batch_i_with_seed_plus_i_times_2_to_the_32():
     np.testing.assert_array_equal(samples[:, 0], np.float32(np.repeat([5, 5 + 2**32, 5 + 2 * 2**32], [500, 500, 200])))
     exported = generate_samples(DictSampler(np.arange(6.0).reshape(3, 2)), 4, seed=2, progress=False)
     np.testing.assert_array_equal(exported, DictSampler(np.arange(6.0).reshape(3, 2)).sample(4, seed=2)["images"])
-    for bad, message in (({"n": 0}, "n=0"), ({"batch_size": 2.5}, "batch_size=2.5"), ({"seed": -1}, "seed=-1")):
+    for bad, message in (({"n": 0}, "`n` must be a positive integer, got 0"),
+                         ({"batch_size": 2.5}, "`batch_size` must be a positive integer, got 2.5"),
+                         ({"seed": -1}, "`seed` must be a non-negative integer, got -1")):
         with pytest.raises(ValueError, match=message):
             generate_samples(SeedEcho(), **{"n": 3, **bad})
 
