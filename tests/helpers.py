@@ -41,3 +41,19 @@ class DictSampler:
     def sample(self, n, seed=0):
         rows = np.random.default_rng(seed).integers(0, len(self.array), n)
         return {"images": self.array[rows], "z": np.zeros((n, 2), np.float32)}
+
+
+def randomize_normalization(model, seed=0):
+    """Moves batch-norm statistics and (conditional) scales / offsets of a model's generator, decoder or encoder away
+    from their identity initial values, so that a dropped label or a skipped normalization would show."""
+    generator = np.random.default_rng(seed)
+    for network in (getattr(model, name, None) for name in ("generator", "decoder", "encoder")):
+        if network is None:
+            continue
+        for weight in network.weights:
+            leaf = weight.path.rsplit("/", 1)[-1]
+            if leaf in ("gamma", "moving_variance"):
+                weight.assign(generator.uniform(0.5, 1.5, weight.shape).astype("float32"))
+            elif leaf in ("beta", "moving_mean"):
+                weight.assign(generator.uniform(-0.3, 0.3, weight.shape).astype("float32"))
+    return model

@@ -22,6 +22,7 @@ import tensorflow as tf
 import keras_gen.export as kx
 from keras_gen import presets
 from keras_gen.export import parity as parity_lib
+from tests.helpers import randomize_normalization
 from tests.test_models import tiny_config
 
 BATCHES = (1, 7, 64)
@@ -29,24 +30,9 @@ TOL = {"fp32": 1e-4, "fp16": 1e-2}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _randomize_normalization(model, seed=0):
-    """Moves batch-norm statistics and (conditional) scales/offsets away from their identity initial values."""
-    generator = np.random.default_rng(seed)
-    for network in (getattr(model, name, None) for name in ("generator", "decoder", "encoder")):
-        if network is None:
-            continue
-        for weight in network.weights:
-            leaf = weight.path.rsplit("/", 1)[-1]
-            if leaf in ("gamma", "moving_variance"):
-                weight.assign(generator.uniform(0.5, 1.5, weight.shape).astype("float32"))
-            elif leaf in ("beta", "moving_mean"):
-                weight.assign(generator.uniform(-0.3, 0.3, weight.shape).astype("float32"))
-    return model
-
-
 def _build(name, **overrides):
     model = presets.build_model(tiny_config(name, **overrides))
-    return _randomize_normalization(model)
+    return randomize_normalization(model)
 
 
 def _uint8(images):
@@ -180,7 +166,7 @@ def test_embedding_conditioned_generator_exports(tmp_path):
     keras.utils.set_random_seed(3)
     networks = {"generator": {"latent_dim": 8, "width": 8, "conditioning": "concat"},
                 "discriminator": {"width": 8, "conditioning": "projection"}}
-    model = _randomize_normalization(presets.build_model(presets.get_config(
+    model = randomize_normalization(presets.build_model(presets.get_config(
         "cgan", dataset="digits", networks=networks, batch_size=8)))
     result = kx.export_model(model, tmp_path, "concat", allow_untrained=True, batch_sizes=(1, 7))
     z, labels = _inputs(model, 7, seed=4)

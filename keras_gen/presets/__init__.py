@@ -23,7 +23,7 @@ from keras_gen.files import write_json
 
 __all__ = [
     "PRESETS", "FAMILIES", "RunConfig", "get_config", "list_presets", "build_model", "register_family",
-    "register_presets", "run_dir_config", "adam", "class_count",
+    "register_presets", "run_dir_config", "adam", "class_count", "compile_options", "optimizer",
 ]
 
 PRESETS = {}
@@ -202,6 +202,18 @@ def register_presets(presets):
     if taken:
         raise ValueError(f"Preset name(s) {taken} are taken.")
     PRESETS.update(presets)
+
+
+def optimizer(config, name):
+    """A fresh Keras optimizer from ``config.optimizers[name]`` (the config keeps its own copy)."""
+    import keras
+
+    return keras.optimizers.get(copy.deepcopy(config.optimizers[name]))
+
+
+def compile_options(config):
+    """The ``compile`` arguments every family passes from its config: ``jit_compile``, ``steps_per_execution``."""
+    return {"jit_compile": config.jit_compile, "steps_per_execution": config.steps_per_execution}
 
 
 def class_count(config, info, what):

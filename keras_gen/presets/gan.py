@@ -1,8 +1,6 @@
 """The GAN family: DCGAN networks on images, MLP networks on 2-D points, and their presets."""
 
-import copy
-
-from keras_gen.presets import adam, class_count, register_family, register_presets
+from keras_gen.presets import adam, class_count, compile_options, optimizer, register_family, register_presets
 
 
 def _cosine_adam(learning_rate, beta_1, decay_steps, alpha=0.01):
@@ -218,8 +216,6 @@ def _replicas():
 
 
 def _build_gan(config, info):
-    import keras
-
     from keras_gen import networks as nets
     from keras_gen.models import GAN
 
@@ -249,10 +245,9 @@ def _build_gan(config, info):
     if config.batch_size % packing:
         raise ValueError(f"`batch_size` {config.batch_size} must be a multiple of the packing degree {packing}.")
     gan.compile(
-        d_optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["d_optimizer"])),
-        g_optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["g_optimizer"])),
-        jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        d_optimizer=optimizer(config, "d_optimizer"),
+        g_optimizer=optimizer(config, "g_optimizer"),
+        **compile_options(config),
     )
     return gan
 

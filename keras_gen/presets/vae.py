@@ -1,8 +1,6 @@
 """The VAE family: fully connected and convolutional VAEs, β-VAE and the conditional VAE, and their presets."""
 
-import copy
-
-from keras_gen.presets import adam, class_count, register_family, register_presets
+from keras_gen.presets import adam, class_count, compile_options, optimizer, register_family, register_presets
 
 _VAE_NETWORKS = ("vae-mlp", "vae-conv")
 _VAE_MODEL_ARGS = ("likelihood", "beta", "sigma")
@@ -88,8 +86,6 @@ def _validate_vae(config):
 
 
 def _build_vae(config, info):
-    import keras
-
     from keras_gen import networks as nets
     from keras_gen.models import VAE
 
@@ -108,9 +104,8 @@ def _build_vae(config, info):
     )
     vae = VAE(encoder, decoder, num_classes=num_classes, seed=config.seed, **config.model)
     vae.compile(
-        optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["optimizer"])),
-        jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        optimizer=optimizer(config, "optimizer"),
+        **compile_options(config),
     )
     return vae
 

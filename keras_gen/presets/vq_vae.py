@@ -1,8 +1,6 @@
 """The VQ-VAE family (with its PixelCNN prior over the codes) and the PixelCNN family, and their presets."""
 
-import copy
-
-from keras_gen.presets import adam, class_count, register_family, register_presets
+from keras_gen.presets import adam, class_count, compile_options, optimizer, register_family, register_presets
 
 _VQVAE_ROLES = ("encoder", "decoder", "quantizer", "prior")
 _VQVAE_MODEL_ARGS = ("likelihood", "commitment_weight", "dead_code_steps", "train_prior")
@@ -85,8 +83,6 @@ def _validate_vqvae(config):
 
 
 def _build_vqvae(config, info):
-    import keras
-
     from keras_gen import networks as nets
     from keras_gen.models import VQVAE, PixelCNN
 
@@ -111,10 +107,9 @@ def _build_vqvae(config, info):
     prior = PixelCNN(prior_net, num_classes=num_classes, seed=config.seed, name="prior")
     model = VQVAE(encoder, decoder, quantizer, prior=prior, seed=config.seed, **config.model)
     model.compile(
-        optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["optimizer"])),
-        prior_optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["prior_optimizer"])),
-        jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        optimizer=optimizer(config, "optimizer"),
+        prior_optimizer=optimizer(config, "prior_optimizer"),
+        **compile_options(config),
     )
     return model
 
@@ -138,8 +133,6 @@ def _validate_pixelcnn(config):
 
 
 def _build_pixelcnn(config, info):
-    import keras
-
     from keras_gen import networks as nets
     from keras_gen.models import PixelCNN
 
@@ -153,9 +146,8 @@ def _build_pixelcnn(config, info):
     network = nets.pixel_cnn(shape[:2], num_classes=num_classes, **config.networks.get("pixel_cnn", {}))
     model = PixelCNN(network, num_classes=num_classes, seed=config.seed)
     model.compile(
-        optimizer=keras.optimizers.get(copy.deepcopy(config.optimizers["optimizer"])),
-        jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        optimizer=optimizer(config, "optimizer"),
+        **compile_options(config),
     )
     return model
 

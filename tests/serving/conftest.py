@@ -9,7 +9,8 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 import keras_gen.export as kx
 from keras_gen import presets
 from keras_gen.serving import ModelServer
-from tests.serving.helpers import MAX_IMAGES, MAX_REQUEST_BYTES, _base, _randomize_normalization
+from tests.helpers import randomize_normalization
+from tests.serving.helpers import MAX_IMAGES, MAX_REQUEST_BYTES, _base
 from tests.test_models import tiny_config
 
 
@@ -22,7 +23,7 @@ def exported(tmp_path_factory):
         "a": ("dcgan", "dcgan", 1, 1), "b": ("dcgan", "dcgan", 2, 2), "c": ("cgan", "cgan", 1, 3),
     }.items():
         keras.utils.set_random_seed(seed)
-        model = _randomize_normalization(presets.build_model(tiny_config(preset)), seed)
+        model = randomize_normalization(presets.build_model(tiny_config(preset)), seed)
         result = kx.export_model(model, store / key, name, version=version, formats="savedmodel,onnx",
                                  allow_untrained=True, batch_sizes=(1, 2))
         models[key], paths[key] = model, result.path

@@ -20,18 +20,6 @@ FUZZ = settings(max_examples=50, deadline=None, database=None,
 _SIGNATURES = st.sampled_from(["", "serving_default", "generate", "generate_uint8", "sample", "sample_uint8", "x"])
 
 
-def _randomize_normalization(model, seed):
-    """Batch-norm statistics and (conditional) scales away from identity, so a dropped label would show."""
-    generator = np.random.default_rng(seed)
-    for weight in model.generator.weights:
-        leaf = weight.path.rsplit("/", 1)[-1]
-        if leaf in ("gamma", "moving_variance"):
-            weight.assign(generator.uniform(0.5, 1.5, weight.shape).astype("float32"))
-        elif leaf in ("beta", "moving_mean"):
-            weight.assign(generator.uniform(-0.3, 0.3, weight.shape).astype("float32"))
-    return model
-
-
 def _base(tmp_path, paths, *keys):
     """A fresh base path holding copies of the given exports."""
     base = tmp_path / "base"
