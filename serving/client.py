@@ -15,9 +15,17 @@ serving protocol does not tell a client how many classes there are.
 
 Errors: a refused request raises `RequestError` (a ``ValueError``: NOT_FOUND, INVALID_ARGUMENT,
 FAILED_PRECONDITION, ...); a server that cannot be reached or answer in time raises `ServerUnavailableError` (a
-``ConnectionError``) after ``retries`` more attempts, ``retry_backoff * 2**attempt`` seconds apart. Only
-UNAVAILABLE (and, for REST, a dropped connection) is retried: Predict is idempotent, the other errors would not
-change. Each attempt waits at most ``timeout`` seconds.
+``ConnectionError``) after ``retries`` more attempts. Only UNAVAILABLE (and, for REST, a dropped connection) is
+retried: Predict is idempotent, the other errors would not change.
+
+Retries over gRPC are gRPC's own: the channel's service config holds a ``retryPolicy`` for UNAVAILABLE
+(``maxAttempts = retries + 1``, backoff from ``retry_backoff``, doubling), so an attempt refused by the server
+(a draining replica, a full batch queue) or failed by the connection is made again inside gRPC, and ``timeout``
+is the deadline of the whole call, retries included. gRPC caps a policy at 5 attempts (``retries <= 4``) and
+retries no call whose answer had begun (response headers received); besides the policy it retries on its own,
+without counting, calls that never reached the server's code (gRFC A6, "Transparent Retries").
+``serving/README.md`` ("Retries") says what the policy covers. Over REST the client retries itself: each attempt
+waits at most ``timeout`` seconds, ``retry_backoff * 2**attempt`` seconds apart.
 """
 
 import dataclasses
@@ -36,6 +44,9 @@ from keras_gen.serving.errors import RequestError, ServerUnavailableError, Servi
 __all__ = ["SamplerClient", "RestSamplerClient", "Prediction"]
 
 _RETRY = ("UNAVAILABLE",)
+_GRPC_MAX_RETRIES = 4  # gRPC clamps a retry policy's maxAttempts at 5 (gRFC A6, "Limits on Retries and Hedges")
+_GRPC_MIN_BACKOFF = 0.01  # seconds: gRPC refuses a zero backoff, and grpcio 1.85 stalls a call until its deadline
+#                           at 1 ms (serving/README.md, "Retries")
 
 
 @dataclasses.dataclass
@@ -214,17 +225,6 @@ class _Client:
             )
         return images
 
-    def _retrying(self, call):
-        attempt = 0
-        while True:
-            try:
-                return call()
-            except ServingError as exc:
-                if exc.code not in _RETRY or attempt >= self.retries:
-                    raise
-            time.sleep(self.retry_backoff * (2**attempt))
-            attempt += 1
-
 
 # ---------------------------------------------------------------------------------------------------- gRPC
 class SamplerClient(_Client):
@@ -235,9 +235,10 @@ class SamplerClient(_Client):
         model: the model name.
         version: a version number (default: the newest the server has).
         version_label: a version label (``"stable"``) instead of a number.
-        timeout: seconds each attempt may take.
-        retries: extra attempts after an UNAVAILABLE answer (0: none).
-        retry_backoff: seconds before the first retry (doubling after each).
+        timeout: seconds the whole call may take, retries included (the gRPC deadline).
+        retries: extra attempts after an UNAVAILABLE answer, 0 to 4 (gRPC's limit), fixed when the client is made.
+        retry_backoff: about how many seconds before the first retry, doubling after each (gRPC draws each wait
+            at random; at least 0.01).
         tls: use TLS (``root_certificates`` to trust a private CA or a self-signed certificate).
         root_certificates: PEM bytes, or the path of a PEM file.
         tls_server_name: the name to check the server certificate against, when it differs from the host.
@@ -253,9 +254,20 @@ class SamplerClient(_Client):
 
         if not isinstance(target, str) or ":" not in target:
             raise ValueError(f"`target` must be 'host:port', got {target!r}.")
+        if self.retries > _GRPC_MAX_RETRIES:
+            raise ValueError(
+                f"`retries` must be at most {_GRPC_MAX_RETRIES} over gRPC (gRPC makes at most "
+                f"{_GRPC_MAX_RETRIES + 1} attempts of a call), got {retries!r}."
+            )
         self.target = target
         options = [("grpc.max_receive_message_length", int(max_message_bytes)),
-                   ("grpc.max_send_message_length", int(max_message_bytes))]
+                   ("grpc.max_send_message_length", int(max_message_bytes)),
+                   ("grpc.enable_retries", 1),
+                   ("grpc.service_config_disable_resolution", 1)]  # the policy below, not one from DNS
+        if self.retries:
+            options += [("grpc.service_config", _retry_service_config(self.retries, self.retry_backoff)),
+                        # gRPC retries only what it kept a copy of (256 KiB a call by default): keep any request
+                        ("grpc.per_rpc_retry_buffer_size", int(max_message_bytes))]
         if tls or root_certificates is not None:
             if isinstance(root_certificates, str) and not root_certificates.lstrip().startswith("-----BEGIN"):
                 with open(root_certificates, "rb") as f:
@@ -289,17 +301,14 @@ class SamplerClient(_Client):
     def _call(self, method, request):
         import grpc
 
-        def once():
-            try:
-                return method(request, timeout=self.timeout)
-            except grpc.RpcError as exc:
-                code = exc.code().name if exc.code() is not None else "UNKNOWN"
-                details = exc.details() or code
-                if code == "UNAVAILABLE":
-                    details = f"{self.target}: {details}"
-                raise error_for(code, details) from None
-
-        return self._retrying(once)
+        try:
+            return method(request, timeout=self.timeout)  # retried inside gRPC (the channel's retry policy)
+        except grpc.RpcError as exc:
+            code = exc.code().name if exc.code() is not None else "UNKNOWN"
+            details = exc.details() or code
+            if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                details = f"{self.target}: {details}"
+            raise error_for(code, details) from None
 
     def predict(self, signature, inputs, output_filter=None):
         from tensorflow_serving.apis import predict_pb2
@@ -348,6 +357,21 @@ class SamplerClient(_Client):
         ]
 
 
+def _retry_service_config(retries, backoff):
+    """gRPC's service config (JSON) retrying UNAVAILABLE ``retries`` times on TF Serving's two services, the waits
+    starting at ``backoff`` seconds and doubling (gRFC A6's ``retryPolicy``)."""
+    backoff = max(backoff, _GRPC_MIN_BACKOFF)
+    policy = {
+        "maxAttempts": retries + 1,
+        "initialBackoff": f"{backoff:.3f}s",
+        "maxBackoff": f"{backoff * 2 ** (retries - 1):.3f}s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": list(_RETRY),
+    }
+    services = [{"service": "tensorflow.serving.PredictionService"}, {"service": "tensorflow.serving.ModelService"}]
+    return json.dumps({"methodConfig": [{"name": services, "retryPolicy": policy}]})
+
+
 def _signatures_from_proto(signature_defs):
     from keras_gen.serving.tensors import _TYPES
 
@@ -379,7 +403,10 @@ class RestSamplerClient(_Client):
 
     Args:
         url: ``"http://host:port"``, ``"https://host:port"`` or ``"host:port"``.
-        model, version, version_label, timeout, retries, retry_backoff: as in `SamplerClient`.
+        model, version, version_label: as in `SamplerClient`.
+        timeout: seconds each attempt may take.
+        retries: extra attempts after an UNAVAILABLE answer (HTTP 503) or a dropped connection (0: none).
+        retry_backoff: seconds before the first retry (doubling after each).
         ca_file: a PEM file of the certificate(s) to trust for HTTPS (a self-signed server certificate).
 
     Connections are kept alive, one per thread.
@@ -464,7 +491,15 @@ class RestSamplerClient(_Client):
                 raise error_for(_HTTP_CODES.get(response.status, "UNKNOWN"), f"HTTP {response.status}: {message}")
             return answer
 
-        return self._retrying(once)
+        attempt = 0
+        while True:
+            try:
+                return once()
+            except ServingError as exc:
+                if exc.code not in _RETRY or attempt >= self.retries:
+                    raise
+            time.sleep(self.retry_backoff * (2**attempt))
+            attempt += 1
 
     def predict(self, signature, inputs, output_filter=None):
         signatures = self.signatures()

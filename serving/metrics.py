@@ -1,74 +1,65 @@
-"""Request counters and latency histograms in Prometheus' text format, on the REST port at the path
-``monitoring.config`` names (TF Serving's ``/monitoring/prometheus/metrics``), under TF Serving's metric names
-``:tensorflow:serving:request_count`` and ``:tensorflow:serving:request_latency``."""
+"""Request counts and latencies for Prometheus, under TF Serving's metric names and labels, kept and written by
+``prometheus_client``, on the REST port at the path ``monitoring.config`` names (TF Serving's
+``/monitoring/prometheus/metrics``):
 
-import bisect
-import threading
+- ``:tensorflow:serving:request_count`` (counter): requests answered, labelled ``entrypoint`` (``gRPC``,
+  ``REST``), ``API`` (``Predict``, ``GetModelStatus``, ``predict``, ...), ``model_name`` and ``status``
+  (``OK``, ``NOT_FOUND``, ...);
+- ``:tensorflow:serving:request_latency`` (histogram, in microseconds as in TF Serving): the time to answer,
+  labelled ``entrypoint``, ``API`` and ``model_name``.
+
+Each server has its own `prometheus_client.CollectorRegistry` (``server.metrics.registry``), so several servers in
+one process keep apart, and an application can register its own metrics there to have them on the same page.
+The page is Prometheus' text format (version 0.0.4, as TF Serving's), whatever the scraper's ``Accept`` asks:
+prometheus_client's OpenMetrics writer turns the colons of sample names into underscores but not those of the
+``# TYPE`` lines (prometheus/client_python#1177), which strict parsers reject. Unlike TF Serving's page, a
+counter's samples carry the ``_total`` suffix that prometheus_client always writes
+(``:tensorflow:serving:request_count_total{...}``), and a ``_created`` timestamp.
+"""
+
+import prometheus_client
 
 __all__ = ["Metrics"]
 
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_PLAIN_0_0_4
+REQUEST_COUNT = ":tensorflow:serving:request_count"
+REQUEST_LATENCY = ":tensorflow:serving:request_latency"
 _BUCKETS_US = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000)
 
 
 class Metrics:
-    """Thread-safe request counts ``(entrypoint, method, model, status)`` and latencies ``(entrypoint, method,
-    model)``."""
+    """The request counter and latency histogram of one server, in their own registry (thread-safe).
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._counts = {}
-        self._latency = {}
+    Args:
+        registry: the `prometheus_client.CollectorRegistry` to register them in (default: a new one).
+    """
+
+    def __init__(self, registry=None):
+        self.registry = prometheus_client.CollectorRegistry() if registry is None else registry
+        self._requests = prometheus_client.Counter(
+            REQUEST_COUNT, "Requests answered, by entry point, API, model and status code.",
+            ("entrypoint", "API", "model_name", "status"), registry=self.registry,
+        )
+        self._latency = prometheus_client.Histogram(
+            REQUEST_LATENCY, "Time to answer a request, in microseconds.",
+            ("entrypoint", "API", "model_name"), buckets=_BUCKETS_US, registry=self.registry,
+        )
 
     def observe(self, entrypoint, method, model, code, seconds):
-        micros = seconds * 1e6
-        with self._lock:
-            key = (entrypoint, method, model or "", code)
-            self._counts[key] = self._counts.get(key, 0) + 1
-            hist = self._latency.setdefault((entrypoint, method, model or ""), [[0] * len(_BUCKETS_US), 0, 0.0])
-            index = bisect.bisect_left(_BUCKETS_US, micros)
-            if index < len(_BUCKETS_US):
-                hist[0][index] += 1
-            hist[1] += 1
-            hist[2] += micros
+        """Counts one request answered with status ``code`` after ``seconds``."""
+        model = model or ""
+        self._requests.labels(entrypoint, method, model, code).inc()
+        self._latency.labels(entrypoint, method, model).observe(seconds * 1e6)
 
     def count(self, code=None):
         """Requests seen (with status ``code``, or all)."""
-        with self._lock:
-            return sum(n for (_, _, _, c), n in self._counts.items() if code is None or c == code)
+        return int(sum(
+            sample.value
+            for family in self._requests.collect()
+            for sample in family.samples
+            if sample.name == REQUEST_COUNT + "_total" and (code is None or sample.labels["status"] == code)
+        ))
 
     def render(self):
-        """The Prometheus text page."""
-
-        def labels(**items):
-            return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in items.items()) + "}"
-
-        lines = ["# TYPE :tensorflow:serving:request_count counter"]
-        with self._lock:
-            counts = sorted(self._counts.items())
-            latency = sorted((k, ([*v[0]], v[1], v[2])) for k, v in self._latency.items())
-        for (entrypoint, method, model, code), n in counts:
-            lines.append(
-                ":tensorflow:serving:request_count"
-                + labels(entrypoint=entrypoint, API=method, model_name=model, status=code) + f" {n}"
-            )
-        lines.append("# TYPE :tensorflow:serving:request_latency histogram")
-        for (entrypoint, method, model), (buckets, total, micros) in latency:
-            cumulative = 0
-            for bound, n in zip(_BUCKETS_US, buckets):
-                cumulative += n
-                lines.append(
-                    ":tensorflow:serving:request_latency_bucket"
-                    + labels(entrypoint=entrypoint, API=method, model_name=model, le=str(bound)) + f" {cumulative}"
-                )
-            lines.append(
-                ":tensorflow:serving:request_latency_bucket"
-                + labels(entrypoint=entrypoint, API=method, model_name=model, le="+Inf") + f" {total}"
-            )
-            base = labels(entrypoint=entrypoint, API=method, model_name=model)
-            lines.append(f":tensorflow:serving:request_latency_sum{base} {micros:.1f}")
-            lines.append(f":tensorflow:serving:request_latency_count{base} {total}")
-        return "\n".join(lines) + "\n"
-
-
-def _escape(value):
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        """The page (bytes of `CONTENT_TYPE`): every metric of `registry`."""
+        return prometheus_client.generate_latest(self.registry)

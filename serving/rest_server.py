@@ -37,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 from keras_gen.serving.errors import RequestError, ServingError, from_exception
+from keras_gen.serving.metrics import CONTENT_TYPE
 from keras_gen.serving.tensors import array_to_json, json_to_array
 
 __all__ = ["build_rest_server", "RestServer", "json_inputs", "json_outputs"]
@@ -300,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()  # read whatever was sent (even with GET), so a kept-alive connection stays in step
         if method == "GET" and server.metrics_path is not None and path == server.metrics_path:
             self._log["api"] = "metrics"
-            return 200, server.core.metrics.render(), "text/plain; version=0.0.4"
+            return 200, server.core.metrics.render(), CONTENT_TYPE
         match = _PREDICT.match(path) if method == "POST" else _STATUS.match(path) if method == "GET" else None
         if match is None:
             if path.lower().startswith("/v1/"):

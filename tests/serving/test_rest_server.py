@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving.helpers import (
     FUZZ,
@@ -69,7 +70,9 @@ def test_rest_status_metadata_and_metrics(server):
     assert [int(d["size"]) for d in generate["inputs"]["z"]["tensor_shape"]["dim"]] == [-1, LATENT]
     assert generate["method_name"] == "tensorflow/serving/predict"
     status, text = _http(f"{server.rest_url}/monitoring/prometheus/metrics", raw=True)
-    assert status == 200 and ":tensorflow:serving:request_count{" in text and 'model_name="cgan"' in text
+    assert status == 200
+    requests = {f.name: f for f in text_string_to_metric_families(text)}[":tensorflow:serving:request_count"]
+    assert any(s.labels["model_name"] == "cgan" and s.labels["status"] == "OK" for s in requests.samples)
 
 
 def _rest_cases():
