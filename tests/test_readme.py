@@ -14,7 +14,7 @@ STUDY = ROOT / "docs" / "experiments" / "stacked_mnist.md"  # the stacked-MNIST 
 PUBLISHED = (ROOT / "benchmarks" / "published", ROOT / "experiments" / "published")
 # The Markdown this test holds to its rules (docs/ pages other briefs write are link targets, not checked here).
 OWN_PAGES = ("README.md", "docs/README.md", "docs/numerics.md", "docs/export.md", "docs/evaluation.md",
-             "docs/scaling.md", "docs/experiments/README.md", "docs/experiments/stacked_mnist.md",
+             "docs/scaling.md", "docs/own_data.md", "docs/experiments/README.md", "docs/experiments/stacked_mnist.md",
              "benchmarks/README.md", "benchmarks/published/README.md", "experiments/README.md",
              "experiments/published/README.md")
 # What benchmarks/ keeps: the product benchmarks. Studies live in experiments/.
@@ -53,6 +53,21 @@ def test_readme_python_example_runs_verbatim(tmp_path, monkeypatch):
     samples, restored = namespace["samples"], namespace["restored"]
     assert samples.shape == (16, 28, 28, 1) and np.abs(samples).max() <= 1
     np.testing.assert_array_equal(restored.generate(16, seed=0), samples)
+
+
+def test_readme_own_data_example_runs_verbatim(tmp_path, monkeypatch):
+    """The second Python block: a preset on your own arrays, whose run folder names them and whose schedule spans
+    its epochs of them (docs/own_data.md)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert len(blocks) >= 2, "the README has no example of a preset on your own data"
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(blocks[1], "README.md", "exec"), namespace)
+    run, samples = namespace["run"], namespace["samples"]
+    config = json.loads((tmp_path / "runs" / "my-points" / "config.json").read_text())
+    assert samples.shape == (100, 2) and config["dataset"] == "arrays (4000, 2)" and run.epochs_done == 2
+    decay = run.model.g_optimizer.get_config()["learning_rate"]["config"]["decay_steps"]
+    assert decay == 100 * (4000 // 200)  # the preset's 100 epochs, of this data
 
 
 def test_readme_is_a_front_page():

@@ -3,6 +3,12 @@
 A preset is plain data: a dict of `RunConfig` fields. `get_config("dcgan", epochs=5)` returns a validated
 `RunConfig`; `build_model(config)` turns it into a compiled model; the CLI writes the config as
 ``config.json`` in the run folder, so every run can be rebuilt from its folder (`RunConfig.load`).
+`apply_overrides(config, {"networks.generator.width": 32})` changes any field by its path in ``config.json``
+(``keras-gen train --set``), and `build_model(config, data=x)` builds a preset's model for your own arrays or
+`tf.data` pipeline (`OwnData`; docs/own_data.md).
+
+Schedules follow the data: a learning-rate schedule in a preset gives its lengths in epochs (``decay_epochs``),
+and `optimizer` turns them into steps from the size of the data the model trains on and the batch size.
 
 One registry, filled by the families beside it (as keras-hub keeps each model's presets with the model): each
 module of this package registers a family's builder and validator (`register_family`) and its presets
@@ -23,7 +29,8 @@ from keras_gen.files import write_json
 
 __all__ = [
     "PRESETS", "FAMILIES", "RunConfig", "get_config", "list_presets", "build_model", "register_family",
-    "register_presets", "run_dir_config", "adam", "class_count", "compile_options", "optimizer",
+    "register_presets", "run_dir_config", "adam", "class_count", "compile_options", "optimizer", "steps_per_epoch",
+    "apply_overrides", "parse_assignment", "check_arguments", "OwnData",
 ]
 
 PRESETS = {}
@@ -44,11 +51,15 @@ class RunConfig:
         preset: the preset this config started from.
         description: one line about it.
         family: model family (``"gan"``; a key of `FAMILIES`).
-        dataset: a `keras_gen.data.load_dataset` name.
+        dataset: a `keras_gen.data.load_dataset` name; for a run on your own data (`OwnData`), what the data was,
+            e.g. ``"arrays (5000, 28, 28, 1)"`` or ``"tf.data (None, 28, 28, 1)"``.
         network: network builder (``"dcgan"`` or ``"mlp"`` for GANs).
         networks: keyword arguments of each network builder, by role.
         model: keyword arguments of the model class (e.g. GAN's ``loss``, ``d_steps``).
-        optimizers: Keras optimizer configs (``{"class_name": ..., "config": ...}``) by compile argument name.
+        optimizers: Keras optimizer configs (``{"class_name": ..., "config": ...}``) by compile argument name. A
+            learning-rate schedule in them may give a length in epochs: any ``X_epochs`` key of its config (e.g.
+            ``decay_epochs`` of a ``CosineDecay``) becomes ``X_steps`` when the model is built, from the number of
+            steps an epoch of the training data takes (`steps_per_epoch`).
         epochs, batch_size, seed: the obvious.
         conditional: train a class-conditional model on the dataset's labels.
         jit_compile: compile the train step with XLA.
@@ -176,24 +187,32 @@ class RunConfig:
 
 
 class _Family:
-    """A model family: how to validate its config fields and build its compiled model."""
+    """A model family: how to validate its config fields, which keyword arguments its networks and model take, and
+    how to build its compiled model."""
 
-    def __init__(self, build, validate=None):
+    def __init__(self, build, validate=None, arguments=None):
         self.build = build
         self._validate = validate
+        self._arguments = arguments
 
     def validate(self, config):
         if self._validate is not None:
             self._validate(config)
+
+    def arguments(self, config):
+        """``{"networks.ROLE": names, "model": names}``: the keys each of those dicts of ``config`` may hold, or
+        ``{}`` when the family does not say (then they are checked only when the model is built)."""
+        return {} if self._arguments is None else self._arguments(config)
 
 
 FAMILIES = {}
 """Model families by name: ``name -> _Family(build, validate)``."""
 
 
-def register_family(name, build, validate=None):
-    """Registers a model family: ``build(config, info) -> compiled keras.Model`` and ``validate(config)``."""
-    FAMILIES[name] = _Family(build, validate)
+def register_family(name, build, validate=None, arguments=None):
+    """Registers a model family: ``build(config, info) -> compiled keras.Model``, ``validate(config)`` and, optionally,
+    ``arguments(config) -> {"networks.ROLE": names, "model": names}`` (the keys `check_arguments` accepts there)."""
+    FAMILIES[name] = _Family(build, validate, arguments)
 
 
 def register_presets(presets):
@@ -204,11 +223,59 @@ def register_presets(presets):
     PRESETS.update(presets)
 
 
-def optimizer(config, name):
-    """A fresh Keras optimizer from ``config.optimizers[name]`` (the config keeps its own copy)."""
+def steps_per_epoch(config, info):
+    """The train steps of one epoch of the data ``info`` describes at ``config.batch_size``: its ``"batches"``
+    (a `tf.data` pipeline's, `OwnData`) or ``train examples // batch_size`` (the last partial batch is dropped, as
+    `keras_gen.runs.train_run` does); None when the size of the data is not known."""
+    if info.get("batches"):
+        return int(info["batches"])
+    examples = (info.get("splits") or {}).get("train")
+    return examples // config.batch_size if examples else None
+
+
+def _schedule_in_steps(value, steps, where):
+    """``value`` (an optimizer config or a part of it) with every ``X_epochs`` key of a Keras object config
+    (``{"class_name", "config"}``) replaced by ``X_steps = round(X_epochs * steps)``."""
+    if isinstance(value, list):
+        return [_schedule_in_steps(item, steps, where) for item in value]
+    if not isinstance(value, dict):
+        return value
+    resolved = {}
+    for key, item in value.items():
+        if key.endswith("_epochs"):
+            if steps is None:
+                raise ValueError(
+                    f"{where} gives `{key}`={item!r} in epochs, but how many steps an epoch takes is unknown (the "
+                    "data's size is unknown): give the schedule in steps (`" + key[: -len("_epochs")] + "_steps`), "
+                    "or data whose size is known (a tf.data pipeline: "
+                    "`dataset.apply(tf.data.experimental.assert_cardinality(batches))`)."
+                )
+            resolved[key[: -len("_epochs")] + "_steps"] = max(1, round(item * steps))
+        else:
+            resolved[key] = _schedule_in_steps(item, steps, where)
+    return resolved
+
+
+def optimizer(config, name, info=None, updates_per_step=1):
+    """A fresh Keras optimizer from ``config.optimizers[name]`` (the config keeps its own copy).
+
+    A schedule length given in epochs (``decay_epochs``, ...) becomes steps: ``epochs * steps_per_epoch(config,
+    info) * updates_per_step``, rounded.
+
+    Args:
+        config: a `RunConfig`.
+        name: the optimizer's name in ``config.optimizers`` (``"g_optimizer"``).
+        info: the training data's `keras_gen.data.dataset_info` (or `OwnData.info`); needed only for a schedule
+            in epochs.
+        updates_per_step: how many times the optimizer updates per train step (a GAN's ``d_steps`` for the
+            discriminator's).
+    """
     import keras
 
-    return keras.optimizers.get(copy.deepcopy(config.optimizers[name]))
+    steps = steps_per_epoch(config, info) if info is not None else None
+    steps = None if steps is None else steps * updates_per_step
+    resolved = _schedule_in_steps(copy.deepcopy(config.optimizers[name]), steps, f"optimizers.{name}")
+    return keras.optimizers.get(resolved)
 
 
 def compile_options(config):
@@ -245,13 +312,30 @@ def get_config(preset, **overrides):
     return RunConfig.from_dict({"preset": preset, **data})
 
 
-def build_model(config, info=None):
-    """Builds and compiles the model a `RunConfig` describes.
+def build_model(config, info=None, data=None):
+    """Builds and compiles the model a `RunConfig` describes, for its dataset or for your own data.
 
     Args:
         config: a `RunConfig`.
         info: the dataset's `keras_gen.data.dataset_info` (looked up when omitted).
+        data: your own training data instead of ``config.dataset``: NumPy arrays ``x`` or ``(x, labels)``, or a
+            `tf.data` pipeline of batches (see `OwnData`; docs/own_data.md). The model fits its shape and classes,
+            and schedules in epochs are sized for it.
+
+    Raises:
+        ValueError: a key of ``config.networks`` / ``config.model`` / ``config.optimizers`` that its builder does
+            not take (`check_arguments`), data that does not fit, or both ``info`` and ``data``.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(5000, 2)).astype("float32")   # your own 2-D points
+        >>> gan = build_model(get_config("ring2d"), data=x)   # its cosine decay spans 100 epochs of 5000 points
     """
+    if data is not None:
+        if info is not None:
+            raise ValueError("Give `data` (your own data) or `info` (a named dataset's description), not both.")
+        own = OwnData(data, config)
+        config, info = own.config, own.info
+    check_arguments(config)
     if info is None:
         from keras_gen.data import dataset_info
 
@@ -264,8 +348,12 @@ def build_model(config, info=None):
 
 
 def run_dir_config(run_dir):
-    """The `RunConfig` stored in a run folder; a clear error if the folder is not a run folder."""
-    path = os.path.join(os.fspath(run_dir), "config.json")
+    """The `RunConfig` stored in a run folder (or ``pretrained:NAME``, a model shipped with the package:
+    `keras_gen.runs.resolve_run_dir`); a clear error if the folder is not a run folder."""
+    from keras_gen.runs import resolve_run_dir
+
+    run_dir, _ = resolve_run_dir(run_dir)
+    path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir!r} is not a keras-gen run folder: {path} does not exist.")
     return RunConfig.load(path)
@@ -273,3 +361,5 @@ def run_dir_config(run_dir):
 
 # The families register themselves and their presets on import.
 from keras_gen.presets import gan, vae, vq_vae  # noqa: E402, F401
+from keras_gen.presets.overrides import apply_overrides, check_arguments, parse_assignment  # noqa: E402
+from keras_gen.presets.own_data import OwnData  # noqa: E402

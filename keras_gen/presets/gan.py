@@ -1,26 +1,27 @@
 """The GAN family: DCGAN networks on images, MLP networks on 2-D points, and their presets."""
 
 from keras_gen.presets import adam, class_count, compile_options, optimizer, register_family, register_presets
+from keras_gen.presets.overrides import parameters
 
 
-def _cosine_adam(learning_rate, beta_1, decay_steps, alpha=0.01):
+def _cosine_adam(learning_rate, beta_1, decay_epochs, alpha=0.01):
     """Adam whose learning rate follows a cosine from ``learning_rate`` down to ``alpha * learning_rate`` over
-    ``decay_steps`` steps (then stays there): the late small steps let a 2-D generator sharpen its modes."""
+    ``decay_epochs`` epochs of the training data (then stays there): the late small steps let a 2-D generator
+    sharpen its modes. The steps are counted when the model is built, from the data's size and the batch size
+    (`keras_gen.presets.optimizer`), so the schedule spans the same epochs on any data."""
     schedule = {
         "module": "keras.optimizers.schedules",
         "class_name": "CosineDecay",
-        "config": {"initial_learning_rate": learning_rate, "decay_steps": decay_steps, "alpha": alpha},
+        "config": {"initial_learning_rate": learning_rate, "decay_epochs": decay_epochs, "alpha": alpha},
     }
     return {"class_name": "Adam", "config": {"learning_rate": schedule, "beta_1": beta_1, "beta_2": 0.999}}
 
 
-def _mixture_optimizers(epochs, learning_rate=1e-3, batch_size=500):
-    """Both optimizers of the 2-D mixture presets: cosine decay over all the steps of ``epochs`` epochs of the
-    50,000 training points."""
-    steps = epochs * (50_000 // batch_size)
+def _mixture_optimizers(epochs, learning_rate=1e-3):
+    """Both optimizers of the 2-D mixture presets: cosine decay over ``epochs`` epochs (the whole run)."""
     return {
-        "d_optimizer": _cosine_adam(learning_rate, 0.5, steps),
-        "g_optimizer": _cosine_adam(learning_rate, 0.5, steps),
+        "d_optimizer": _cosine_adam(learning_rate, 0.5, epochs),
+        "g_optimizer": _cosine_adam(learning_rate, 0.5, epochs),
     }
 
 
@@ -99,7 +100,7 @@ register_presets({
     ),
     "ring2d": _mlp_preset(
         "MLP GAN on 8 Gaussians on the unit circle (sigma 0.01): non-saturating loss, 100 epochs, Adam(1e-3, 0.5) "
-        "cosine-decayed to 1e-5 over the 10,000 steps.",
+        "cosine-decayed to 1e-5 over the 100 epochs (10,000 steps of the 50,000 points).",
         "ring2d",
         epochs=100,
         optimizers=_mixture_optimizers(100),
@@ -107,7 +108,7 @@ register_presets({
     "grid2d": _mlp_preset(
         "MLP GAN on 25 Gaussians on a 5x5 grid (sigma 0.05): non-saturating loss with R1 (gamma 0.1) against "
         "dropped modes, wider networks (G and D 3 x 256), 150 epochs, Adam(1e-3, 0.5) cosine-decayed to 1e-5 over "
-        "the 15,000 steps (the last 50 epochs sharpen the paths between modes; docs/evaluation.md).",
+        "the 150 epochs (the last 50 sharpen the paths between modes; docs/evaluation.md).",
         "grid2d",
         model={"r1_weight": 0.1},
         networks={
@@ -245,11 +246,26 @@ def _build_gan(config, info):
     if config.batch_size % packing:
         raise ValueError(f"`batch_size` {config.batch_size} must be a multiple of the packing degree {packing}.")
     gan.compile(
-        d_optimizer=optimizer(config, "d_optimizer"),
-        g_optimizer=optimizer(config, "g_optimizer"),
+        d_optimizer=optimizer(config, "d_optimizer", info, updates_per_step=gan.d_steps),
+        g_optimizer=optimizer(config, "g_optimizer", info),
         **compile_options(config),
     )
     return gan
 
 
-register_family("gan", _build_gan, _validate_gan)
+def _gan_arguments(config):
+    from keras_gen import networks as nets
+    from keras_gen.models import GAN
+
+    generator, discriminator = {
+        "dcgan": (nets.dcgan_generator, nets.dcgan_discriminator),
+        "mlp": (nets.mlp_generator, nets.mlp_discriminator),
+    }[config.network]
+    return {
+        "networks.generator": parameters(generator, ("image_shape", "output_dim", "num_classes", "name")),
+        "networks.discriminator": parameters(discriminator, ("image_shape", "input_dim", "num_classes", "name")),
+        "model": parameters(GAN, ("generator", "discriminator", "num_classes", "seed")),
+    }
+
+
+register_family("gan", _build_gan, _validate_gan, _gan_arguments)

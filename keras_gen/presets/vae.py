@@ -1,6 +1,7 @@
 """The VAE family: fully connected and convolutional VAEs, β-VAE and the conditional VAE, and their presets."""
 
 from keras_gen.presets import adam, class_count, compile_options, optimizer, register_family, register_presets
+from keras_gen.presets.overrides import parameters
 
 _VAE_NETWORKS = ("vae-mlp", "vae-conv")
 _VAE_MODEL_ARGS = ("likelihood", "beta", "sigma")
@@ -104,10 +105,24 @@ def _build_vae(config, info):
     )
     vae = VAE(encoder, decoder, num_classes=num_classes, seed=config.seed, **config.model)
     vae.compile(
-        optimizer=optimizer(config, "optimizer"),
+        optimizer=optimizer(config, "optimizer", info),
         **compile_options(config),
     )
     return vae
 
 
-register_family("vae", _build_vae, _validate_vae)
+def _vae_arguments(config):
+    from keras_gen import networks as nets
+
+    encoder, decoder = {
+        "vae-mlp": (nets.mlp_encoder, nets.mlp_decoder),
+        "vae-conv": (nets.conv_encoder, nets.conv_decoder),
+    }[config.network]
+    return {
+        "networks.encoder": parameters(encoder, ("image_shape", "num_classes", "name")),
+        "networks.decoder": parameters(decoder, ("latent_dim", "image_shape", "num_classes", "name")),
+        "model": _VAE_MODEL_ARGS,
+    }
+
+
+register_family("vae", _build_vae, _validate_vae, _vae_arguments)

@@ -1,6 +1,7 @@
 """The VQ-VAE family (with its PixelCNN prior over the codes) and the PixelCNN family, and their presets."""
 
 from keras_gen.presets import adam, class_count, compile_options, optimizer, register_family, register_presets
+from keras_gen.presets.overrides import parameters
 
 _VQVAE_ROLES = ("encoder", "decoder", "quantizer", "prior")
 _VQVAE_MODEL_ARGS = ("likelihood", "commitment_weight", "dead_code_steps", "train_prior")
@@ -107,11 +108,21 @@ def _build_vqvae(config, info):
     prior = PixelCNN(prior_net, num_classes=num_classes, seed=config.seed, name="prior")
     model = VQVAE(encoder, decoder, quantizer, prior=prior, seed=config.seed, **config.model)
     model.compile(
-        optimizer=optimizer(config, "optimizer"),
-        prior_optimizer=optimizer(config, "prior_optimizer"),
+        optimizer=optimizer(config, "optimizer", info),
+        prior_optimizer=optimizer(config, "prior_optimizer", info),
         **compile_options(config),
     )
     return model
+
+
+def _vqvae_arguments(config):
+    from keras_gen import networks as nets
+
+    builders = {"encoder": nets.vq_encoder, "decoder": nets.vq_decoder, "quantizer": nets.VectorQuantizer,
+                "prior": nets.pixel_cnn}
+    arguments = {f"networks.{role}": parameters(build, (*_VQVAE_DERIVED[role], "name"))
+                 for role, build in builders.items()}
+    return {**arguments, "model": _VQVAE_MODEL_ARGS}
 
 
 def _validate_pixelcnn(config):
@@ -146,11 +157,17 @@ def _build_pixelcnn(config, info):
     network = nets.pixel_cnn(shape[:2], num_classes=num_classes, **config.networks.get("pixel_cnn", {}))
     model = PixelCNN(network, num_classes=num_classes, seed=config.seed)
     model.compile(
-        optimizer=optimizer(config, "optimizer"),
+        optimizer=optimizer(config, "optimizer", info),
         **compile_options(config),
     )
     return model
 
 
-register_family("vqvae", _build_vqvae, _validate_vqvae)
-register_family("pixelcnn", _build_pixelcnn, _validate_pixelcnn)
+def _pixelcnn_arguments(config):
+    from keras_gen import networks as nets
+
+    return {"networks.pixel_cnn": parameters(nets.pixel_cnn, (*_PIXELCNN_DERIVED, "name")), "model": ()}
+
+
+register_family("vqvae", _build_vqvae, _validate_vqvae, _vqvae_arguments)
+register_family("pixelcnn", _build_pixelcnn, _validate_pixelcnn, _pixelcnn_arguments)
