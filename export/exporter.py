@@ -17,6 +17,7 @@ error the staging folder (and any folder the call created) is removed: nothing h
 import os
 import re
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -121,7 +122,9 @@ def _check_version(version):
 
 
 def _training_steps(model):
-    """Optimizer steps taken by ``model`` (the most of its optimizers), or None when it holds no optimizer."""
+    """Optimizer steps taken by ``model`` (the most of its optimizers), plus the ``trained_steps`` it carries from
+    before it was loaded (a shipped model's, `keras_gen.pretrained`: its optimizers start at 0), or None when it
+    holds neither."""
     import keras
 
     steps = [
@@ -129,7 +132,10 @@ def _training_steps(model):
         for value in vars(model).values()
         if isinstance(value, keras.optimizers.Optimizer)
     ]
-    return max(steps) if steps else None
+    before = getattr(model, "trained_steps", None)
+    if before is None:
+        return max(steps) if steps else None
+    return int(before) + max(steps, default=0)
 
 
 def _makedirs(path):
@@ -147,6 +153,41 @@ def _makedirs(path):
 def _say(progress, text):
     if progress is not None:
         progress(text)
+
+
+class _Steps:
+    """The steps of one export as they start: a tqdm bar over them on stderr when it is a terminal (unless
+    ``progress`` is False or None), and each step's text to ``progress`` when it is a callable."""
+
+    def __init__(self, progress, total):
+        from tqdm import tqdm
+
+        self.lines = progress if callable(progress) else None
+        shown = progress is not None and progress is not False
+        self.bar = tqdm(total=total, file=sys.stderr, disable=None if shown else True,  # None: on a terminal only
+                        bar_format="export: {desc} {bar} {n_fmt}/{total_fmt} steps [{elapsed}]")
+        self.started = False
+
+    def __call__(self, text):
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_description_str(text)
+        if self.lines is not None:
+            with self.bar.external_write_mode():  # the line above the bar, which is drawn again below it
+                self.lines(text)
+
+    def close(self, done):
+        if done and self.started:
+            self.bar.set_description_str("done", refresh=False)
+            self.bar.update(1)
+        self.bar.close()
+
+
+def _count_steps(formats, quantize):
+    """How many `_Steps` an export of ``formats`` (and TFLite ``quantize`` variants) goes through."""
+    per_format = {"savedmodel": 3, "tflite": 2 * (1 + len(quantize)), "onnx": 2}
+    return 1 + sum(per_format[f] for f in formats)
 
 
 def _open(label, make_runner, names):
@@ -243,7 +284,7 @@ def export_model(
     num_classes=None,
     num_threads=2,
     source=None,
-    progress=None,
+    progress=True,
 ):
     """Exports a model to SavedModel (TF Serving layout), TFLite and ONNX, each checked against Keras.
 
@@ -260,11 +301,14 @@ def export_model(
         batch_sizes: batch sizes of the parity checks.
         opset: ONNX opset (at most 18 with tf2onnx 1.17).
         allow_untrained: export a model whose optimizers never took a step (by default that is an error: it is
-            usually the wrong model).
+            usually the wrong model). A model's ``trained_steps`` (a shipped model's, `keras_gen.pretrained`) counts
+            as steps taken.
         num_classes: classes of a bare conditional generator network.
         num_threads: LiteRT threads for the TFLite parity runs.
         source: a dict recorded as the manifest's ``source`` (e.g. the run folder).
-        progress: ``progress(text)`` is called as each step starts (e.g. ``print``).
+        progress: ``True``: a progress bar over the export's steps (the conversions, the parity checks of each
+            format) on stderr when it is a terminal; ``False`` (or None): none; a callable: ``progress(text)`` is
+            called as each step starts (e.g. ``print``), and the bar is shown as for ``True``.
 
     Returns:
         An `ExportResult`.
@@ -311,6 +355,7 @@ def export_model(
         )
     created = _makedirs(model_dir)
     stage = tempfile.mkdtemp(prefix=f".export-{version}-", dir=model_dir)
+    lines, progress = progress, _Steps(progress, _count_steps(formats, quantize))
     try:
         endpoints = adapter.endpoints()
         _say(progress, f"Keras reference outputs at batch sizes {list(batch_sizes)}")
@@ -332,6 +377,7 @@ def export_model(
             raise FileExistsError(f"{final} appeared during the export; it was left as it is.")
         os.rename(stage, final)
     except BaseException:
+        progress.close(done=False)
         shutil.rmtree(stage, ignore_errors=True)
         for directory in reversed(created):
             try:
@@ -339,7 +385,9 @@ def export_model(
             except OSError:
                 break
         raise
-    _say(progress, f"Wrote {final}")
+    progress.close(done=True)
+    if callable(lines):
+        lines(f"Wrote {final}")
     return ExportResult(
         path=final,
         name=name,
@@ -377,33 +425,37 @@ def export_run(run_dir, base_dir=None, name=None, version=None, formats=FORMATS,
     """Exports the model of a run folder (written by ``keras-gen train``); see `export_model`.
 
     Args:
-        run_dir: the run folder.
-        base_dir: the TF Serving base path (default ``RUN_DIR/export``).
-        name: the model name (default the run folder's name).
+        run_dir: the run folder, or ``pretrained:NAME`` for a model shipped with the package
+            (`keras_gen.runs.resolve_run_dir`).
+        base_dir: the TF Serving base path (default ``RUN_DIR/export``; ``export`` in the current directory for a
+            shipped model, whose folder is never written into).
+        name: the model name (default the run folder's name; a shipped model's NAME).
         version, formats, quantize, **kwargs: as in `export_model`.
 
     Raises:
         FileNotFoundError: ``run_dir`` is missing, is not a run folder, or holds no model yet.
+        ValueError: an unknown pretrained NAME (the message lists the shipped ones), and `export_model`'s errors.
     """
     import json
 
     from keras_gen.presets import run_dir_config
-    from keras_gen.runs import load_run
+    from keras_gen.runs import load_run, resolve_run_dir
 
-    run_dir = os.fspath(run_dir)
+    run_dir, pretrained = resolve_run_dir(run_dir)
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"Run folder {run_dir!r} does not exist.")
     # Validate the cheap arguments before loading the model.
     formats = check_formats(formats)
     check_quantize(quantize, formats)
-    name = _check_name(name if name is not None else _default_name(run_dir))
+    name = _check_name(name if name is not None else (pretrained or _default_name(run_dir)))
     config = run_dir_config(run_dir)
     model = load_run(run_dir, compile=True)
-    source = {"run_dir": os.path.abspath(run_dir), "preset": config.preset, "dataset": config.dataset,
-              "epochs": config.epochs}
+    where = {"run_dir": os.path.abspath(run_dir)} if pretrained is None else {"pretrained": pretrained}
+    source = {**where, "preset": config.preset, "dataset": config.dataset, "epochs": config.epochs}
     info_path = os.path.join(run_dir, "dataset.json")
     if os.path.isfile(info_path):
         with open(info_path) as f:
             source["dataset_info"] = json.load(f)
-    base_dir = base_dir if base_dir is not None else os.path.join(run_dir, "export")
+    if base_dir is None:
+        base_dir = os.path.join(run_dir if pretrained is None else os.getcwd(), "export")
     return export_model(model, base_dir, name, version, formats, quantize, source=source, **kwargs)

@@ -1,10 +1,12 @@
-"""Callbacks around training: sample grids, atomic checkpoints, resumable backups, NaN stops, loss plots.
+"""Callbacks around training: sample grids, atomic checkpoints, resumable backups, NaN stops, loss plots, and
+TensorBoard logs that follow a run's commits (with its grids, its config and its evaluations).
 
 The sampling callbacks work with any model of this package that has ``sample_latent(n, seed)``,
 ``generate_from_latent(z, labels)``, ``check_labels(labels, n)``, ``num_classes`` and ``sample_shape``.
 """
 
 import csv
+import io
 import json
 import math
 import os
@@ -30,6 +32,11 @@ __all__ = [
     "StopOnNaN",
     "LossPlot",
     "ModeCollapseAlarm",
+    "TensorBoard",
+    "flat_hparams",
+    "rewrite_events",
+    "evaluation_scalars",
+    "log_evaluation",
     "non_finite_logs",
 ]
 
@@ -48,7 +55,9 @@ def non_finite_logs(logs):
 
 class _EpochPNG(keras.callbacks.Callback):
     """Writes ``DIR/epoch_NNN.png`` every ``every`` epochs with finite losses (and after the last epoch), and
-    copies the newest to ``DIR/latest.png``. Subclasses implement ``write(path) -> path or None``."""
+    copies the newest to ``DIR/latest.png``. Subclasses implement ``write(path) -> path or None``.
+
+    ``observers`` are called as ``observer(epoch, path)`` after each PNG is written (`TensorBoard` logs it)."""
 
     def __init__(self, directory, every=1):
         super().__init__()
@@ -56,6 +65,7 @@ class _EpochPNG(keras.callbacks.Callback):
             raise ValueError(f"`every` must be >= 1, got {every!r}.")
         self.directory = os.fspath(directory)
         self.every = int(every)
+        self.observers = []
         self._last_epoch = None
 
     def write(self, path):
@@ -82,6 +92,8 @@ class _EpochPNG(keras.callbacks.Callback):
                 dst.write(data)
 
         atomic_write(os.path.join(self.directory, "latest.png"), copy)
+        for observer in self.observers:
+            observer(epoch, path)
 
 
 class SampleGrid(_EpochPNG):
@@ -474,8 +486,9 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class LossPlot(keras.callbacks.Callback):
-    """At the end of training, plots every column of a `keras.callbacks.CSVLogger` file (all epochs, resumed
-    runs included) as a PNG."""
+    """At the end of training, plots the columns of a `keras.callbacks.CSVLogger` file (all epochs, resumed runs
+    included) that hold a value as a PNG: losses on one axis, other logged values on another
+    (`keras_gen.images.loss_figure`)."""
 
     def __init__(self, csv_path, path, title=None):
         super().__init__()
@@ -667,3 +680,339 @@ def _class_entropy(probabilities):
     counts = np.bincount(np.argmax(probabilities, axis=1), minlength=probabilities.shape[1])  # (K,)
     q = counts[counts > 0] / counts.sum()
     return float(-np.sum(q * np.log(q)))
+
+
+# ---------------------------------------------------------------------------------------------------- TensorBoard
+EVALUATION_SETTINGS = (
+    "num_samples", "num_real", "num_modes", "subset_size", "k", "splits", "real_splits", "permutation_seed", "sigma",
+    "threshold",
+)
+"""Numbers of an `evaluate` report's metrics that say how they were computed, not what they found: not logged."""
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras's `TensorBoard` callback, for runs that resume, with the run's PNG grids and its configuration.
+
+    Keras's callback writes ``LOG_DIR/train/`` (``epoch_NAME`` at step ``epoch``, counted from 0, for every value
+    `fit` logs, and ``batch_NAME`` every ``update_freq`` batches) and ``LOG_DIR/validation/`` (the ``val_``
+    values). This one changes four things:
+
+    - Batch summaries are numbered by the training steps done since the run began (``epoch * steps_per_epoch +
+      batch + 1``), not by the batch calls since `fit` began, so a resumed run continues the axis instead of
+      starting it again at 0. With ``steps_per_execution`` > 1 a call is logged when it passes a multiple of
+      ``update_freq``. A batch summary holds what `fit` logs after the batch (for this package's models, the
+      running means of the epoch so far, as the progress bar shows them).
+    - With ``backup`` (the run's `RunBackup`, placed *after* this callback) the logs follow its commits: each
+      epoch's summaries are flushed to the disk when it ends, before it is committed, and when training begins
+      the summaries of the epochs after the last commit are removed (an epoch that a kill or a NaN stop
+      interrupted, which the resumed run trains again). No committed epoch is then missing or logged twice.
+    - ``images``: ``{tag: callback}`` of `SampleGrid` / `ReconstructionGrid` callbacks. Each PNG they write is
+      logged as it is (its bytes; nothing is rendered twice) as the image summary ``tag`` at step ``epoch`` in
+      ``LOG_DIR/train/``.
+    - ``hparams``: ``{name: value}`` (`flat_hparams` of a config), written for the hparams plugin to ``LOG_DIR``
+      when training begins, replacing what an earlier training of the run wrote there. The plugin takes the
+      scalar tags of ``LOG_DIR``'s subfolders as the session's metrics (``train``'s ``epoch_d_loss``, ``eval``'s
+      ``fid``: `log_evaluation`) and shows the last value of each.
+
+    The training graph is not written unless ``write_graph=True``. A training opens its log files (and writes its
+    hparams) with its first summary, at its first logged step or at the end of its first epoch: one that fails
+    before (a resumed run interrupted in its first steps) leaves the logs as they were.
+
+    Args:
+        log_dir: the folder of the logs (``RUN/logs`` in a run folder).
+        update_freq: training steps between batch summaries, or ``"epoch"`` for epoch summaries only.
+        images: ``{tag: callback}``, as above; more with `add_images`.
+        hparams: ``{name: value}``, as above; values are numbers, strings or booleans.
+        backup: the `RunBackup` whose commits the logs follow, or None.
+        **kwargs: Keras's (``histogram_freq``, ``write_graph``, ``profile_batch``, ...).
+
+    Example:
+
+    >>> grid = SampleGrid("run/samples")
+    >>> board = TensorBoard("run/logs", update_freq=50, images={"samples": grid}, hparams=flat_hparams(config))
+    >>> gan.fit(data, epochs=10, callbacks=[board, grid])  # then: tensorboard --logdir run/logs
+    """
+
+    def __init__(self, log_dir, update_freq=50, images=None, hparams=None, backup=None, write_graph=False, **kwargs):
+        if update_freq not in ("epoch", "batch"):
+            checks.integer(update_freq, "update_freq", 1)
+        super().__init__(log_dir=os.fspath(log_dir), update_freq=update_freq, write_graph=write_graph, **kwargs)
+        self.images = {}
+        for tag, callback in (images or {}).items():
+            self.add_images(tag, callback)
+        self.hparams = dict(hparams) if hparams else None
+        self.backup = backup
+        self._epoch = 0
+        self._steps_done = 0
+        self._logged = False
+        self._training = False
+        self._started = False
+        self._context = None
+
+    def add_images(self, tag, callback):
+        """Logs every PNG ``callback`` (a `SampleGrid` or `ReconstructionGrid`) writes as the image ``tag``."""
+        if not isinstance(callback, _EpochPNG):
+            raise TypeError(
+                f"`images` takes SampleGrid or ReconstructionGrid callbacks; {tag!r} is a {type(callback).__name__}."
+            )
+        self.images[tag] = callback
+        callback.observers.append(lambda epoch, path: self._log_png(tag, epoch, path))
+
+    # ------------------------------------------------------------------ training
+    def _keras_batches(self):
+        """Whether Keras's own batch hooks run: its steps-per-second timing and its profiling need them."""
+        return self.write_steps_per_second or self._should_trace
+
+    def on_train_begin(self, logs=None):
+        self._training = True
+        self._started = False
+        self._context = None
+        self._steps_done = 0
+        if self.backup is not None:
+            self._rewind(self.backup.committed_epoch())
+        if self._keras_batches():
+            self._start()
+            super().on_train_begin(logs)
+        # Else Keras's writer is opened with the first summary (`_start`): a training that fails before it writes
+        # one (a resumed run interrupted in its first steps) leaves the logs as they were.
+        self._global_train_batch = 0
+        self._previous_epoch_iterations = 0
+
+    def _start(self):
+        """Once a training, before its first summary: the hparams session."""
+        if not self._started:
+            self._started = True
+            if self.hparams:
+                self._write_hparams()
+
+    def on_train_end(self, logs=None):
+        if self._keras_batches():
+            super().on_train_end(logs)
+        else:
+            if self._context is not None:
+                for context in reversed(self._context):
+                    context.__exit__(None, None, None)
+                self._context = None
+            self._close_writers()
+        self._training = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        super().on_epoch_begin(epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        steps = (self.params or {}).get("steps")
+        per_call = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        if steps:
+            start = self._epoch * steps + batch  # training steps done before this call
+            end = start + min(per_call, steps - batch)  # and after it
+        else:  # an epoch of unknown length: counted from this fit's start
+            start = self._steps_done
+            end = start + per_call
+        self._steps_done = end
+        self._logged = self.update_freq != "epoch" and end // self.update_freq > start // self.update_freq
+        if self._keras_batches():
+            self._global_train_batch = end - 1  # Keras adds 1
+            super().on_train_batch_begin(batch, logs)
+            return
+        # Keras leaves and enters the writer's context around every call, and leaving it flushes the writer (~0.25
+        # ms a call on a CPU): here it is entered once, at the first logged call, and then only its step moves.
+        self._global_train_batch = end
+        if self._context is None and self._logged:
+            self._start()
+            self._context = self._writer_context(self._train_writer, end)
+            for context in self._context:
+                context.__enter__()
+        elif self._context is not None:
+            self.summary.experimental.set_step(end)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras calls tf.summary.scalar for every logged value after every call and lets `record_if` drop them
+        # (~0.15 ms each on a CPU): the calls that are not logged skip it.
+        if self._logged or self._should_write_train_graph or self._keras_batches():
+            super().on_train_batch_end(batch, logs)
+
+    def _writer_context(self, writer, step):
+        # What is written while training (Keras's batch summaries, a train_step's own) is recorded on the calls
+        # that pass a multiple of update_freq; Keras's `step % update_freq == 0` misses them when a call takes
+        # several steps.
+        return writer.as_default(step), self.summary.record_if(lambda: self._logged)
+
+    def _push_writer(self, writer, step):
+        if self.update_freq == "epoch" or writer is not self._writers.get("train"):
+            return super()._push_writer(writer, step)
+        context = self._writer_context(writer, step)
+        self._prev_summary_state.append(context)
+        for part in context:
+            part.__enter__()
+
+    def on_test_begin(self, logs=None):
+        self._start()
+        super().on_test_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Keras writes the epoch's summaries inside the last batch call's `record_if`: with an integer update_freq
+        # they are lost unless that call is a logged one (tensorflow/tensorboard#4975).
+        self._start()
+        with self.summary.record_if(True):
+            super().on_epoch_end(epoch, logs)
+        for writer in self._writers.values():  # on the disk before the epoch is committed
+            writer.flush()
+
+    def _close_writers(self):
+        super()._close_writers()
+        self._writers = {}  # a PNG written after training (a grid's last epoch) opens a new writer
+
+    # ------------------------------------------------------------------ what Keras does not log
+    def _rewind(self, epochs):
+        """Removes the summaries of the epochs from ``epochs`` on (counted from 0) from the training and validation
+        logs, and what killed rewrites left. Batch summaries are kept when the epochs' length is unknown."""
+        steps = (self.params or {}).get("steps")
+
+        def keep(tag, step):
+            if tag.startswith("epoch_") or tag in self.images:
+                return step < epochs
+            return not steps or step <= epochs * steps
+
+        for folder in ("train", "validation"):
+            directory = os.path.join(self.log_dir, folder)
+            _remove_partial_writes(directory)
+            rewrite_events(directory, keep)
+
+    def _write_hparams(self):
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hparams_api
+
+        os.makedirs(self.log_dir, exist_ok=True)
+        _remove_partial_writes(self.log_dir)
+        earlier = _event_files(self.log_dir)
+        writer = tf.summary.create_file_writer(self.log_dir)
+        with writer.as_default():
+            hparams_api.hparams(self.hparams)
+        writer.close()
+        for path in earlier:
+            os.remove(path)
+
+    def _log_png(self, tag, epoch, path):
+        import tensorflow as tf
+        from PIL import Image
+        from tensorboard.plugins.image import metadata
+
+        with open(path, "rb") as f:
+            data = f.read()
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+        writer = self._train_writer
+        # The image plugin's tensor: [width, height, encoded image], as tf.summary.image writes it.
+        tensor = tf.constant([str(width).encode(), str(height).encode(), data])
+        with writer.as_default(), tf.summary.record_if(True):
+            tf.summary.write(tag, tensor, step=epoch, metadata=metadata.create_summary_metadata(tag, ""))
+        writer.flush()
+        if not self._training:
+            self._close_writers()
+
+
+def flat_hparams(config, prefix=""):
+    """``{dotted.name: value}`` of a nested config dict, as the hparams plugin takes it.
+
+    ``{"networks": {"generator": {"width": 64}}}`` gives ``{"networks.generator.width": 64}``. Numbers, strings and
+    booleans stay as they are, lists become their JSON text, and None (a default left unset) is left out.
+    """
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flat_hparams(value, f"{name}."))
+        elif value is None:
+            continue
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = json.dumps(value, default=str)
+    return flat
+
+
+def _event_files(directory):
+    """The TensorBoard event files directly in ``directory``, in the order TensorBoard reads them."""
+    if not os.path.isdir(directory):
+        return []
+    return [os.path.join(directory, name) for name in sorted(os.listdir(directory)) if "tfevents" in name
+            and not name.startswith(".")]
+
+
+def rewrite_events(directory, keep):
+    """Rewrites the event files in ``directory``, keeping the summary values for which ``keep(tag, step)`` is true.
+
+    Events that hold no summary (a file's version record, a graph) are kept; a record cut short (a process killed
+    while writing it) and what follows it are dropped. Each changed file is replaced atomically under its own name,
+    so TensorBoard reads the files in the same order.
+
+    Returns:
+        The number of summary values dropped.
+    """
+    import tensorflow as tf
+
+    dropped = 0
+    for path in _event_files(directory):
+        records, cut, dropped_here = [], False, 0
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                records.append(record.numpy())
+        except tf.errors.DataLossError:
+            cut = True
+        kept = []
+        for record in records:
+            event = tf.compat.v1.Event.FromString(record)
+            if event.HasField("summary"):
+                values = [value for value in event.summary.value if keep(value.tag, event.step)]
+                if len(values) < len(event.summary.value):
+                    dropped_here += len(event.summary.value) - len(values)
+                    if not values:
+                        continue
+                    del event.summary.value[:]
+                    event.summary.value.extend(values)
+                    record = event.SerializeToString()
+            kept.append(record)
+        dropped += dropped_here
+        if cut or dropped_here:
+
+            def write(tmp, kept=kept):
+                with tf.io.TFRecordWriter(tmp) as writer:
+                    for record in kept:
+                        writer.write(record)
+
+            atomic_write(path, write)
+    return dropped
+
+
+def evaluation_scalars(report):
+    """``{tag: value}`` of the numbers an `evaluate` report found: a metric's ``value`` under the metric's name
+    (``fid``), its other numbers as ``metric/name`` (``kid/mean``, ``coverage/modes``). The settings they were
+    computed with (`EVALUATION_SETTINGS`), lists and undefined values (None) are left out."""
+    scalars = {}
+    for metric, values in report["metrics"].items():
+        for key, value in values.items():
+            if key in EVALUATION_SETTINGS or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            scalars[metric if key == "value" else f"{metric}/{key}"] = float(value)
+    return scalars
+
+
+def log_evaluation(log_dir, report, step):
+    """Writes the numbers of an `evaluate` report (`evaluation_scalars`) as scalars at ``step`` (the epoch, counted
+    from 0, as the training summaries are) to ``LOG_DIR/eval``. What an earlier evaluation wrote at that step for the
+    report's metrics is removed first (a number it had and this one has not, such as an undefined KL, included).
+    Returns ``{tag: value}`` written."""
+    import tensorflow as tf
+
+    scalars = evaluation_scalars(report)
+    metrics = set(report["metrics"])
+    directory = os.path.join(os.fspath(log_dir), "eval")
+    _remove_partial_writes(directory)
+    rewrite_events(directory, lambda tag, at: at != step or tag.split("/")[0] not in metrics)
+    writer = tf.summary.create_file_writer(directory)
+    with writer.as_default(), tf.summary.record_if(True):
+        for tag, value in scalars.items():
+            tf.summary.scalar(tag, value, step=step)
+    writer.close()
+    return scalars

@@ -7,7 +7,7 @@ import numpy as np
 from keras_gen.files import atomic_write
 
 __all__ = [
-    "to_uint8", "image_grid", "save_image_grid", "save_scatter", "save_loss_plot", "labelled_figure",
+    "to_uint8", "image_grid", "save_image_grid", "save_scatter", "loss_figure", "save_loss_plot", "labelled_figure",
     "save_labelled_grid",
 ]
 
@@ -89,20 +89,57 @@ def save_scatter(points, path, centers=None, title=None, limits=None):
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
-def save_loss_plot(history, path, title=None):
-    """Plots each logged series of ``history`` (``{name: [value per epoch]}``) against the epoch, as a PNG."""
-    fig, ax = _figure((7, 4))
+def loss_figure(history, title=None):
+    """A matplotlib `Figure` (no pyplot state) of the logged series of ``history`` (``{name: [value per epoch]}``)
+    against the epoch, or None when no series has a finite value.
+
+    Only series with at least one finite value are drawn (a ``val_`` column no epoch logged is left out, and a
+    missing value is a gap). The losses (names with ``loss``) share one axis; the other logged values (a
+    mode-collapse score, a gradient penalty) have their own below it. ``val_NAME`` is drawn dashed in the colour
+    of ``NAME``.
+    """
+    series = {}
     for name, values in sorted(history.items()):
         values = np.asarray(values, dtype="float64")
-        if values.size:
-            ax.plot(np.arange(1, values.size + 1), values, marker="." if values.size < 50 else None, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        if np.isfinite(values).any():
+            series[name] = values
+    if not series:
+        return None
+    families = [
+        ("loss", [n for n in series if "loss" in n]),
+        ("value", [n for n in series if "loss" not in n]),
+    ]
+    families = [(label, names) for label, names in families if names]
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(7, 3 + 2 * len(families)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(families), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (label, names) in zip(axes, families):
+        colours = {}
+        for name in sorted(names, key=lambda n: (n.startswith("val_"), n)):  # a training curve before its val_
+            values = series[name]
+            epochs = np.arange(1, values.size + 1)
+            trained = name[len("val_"):] if name.startswith("val_") else None
+            style = {"linestyle": "--", "color": colours[trained]} if trained in colours else {}
+            (line,) = ax.plot(epochs, values, marker="." if values.size < 50 else None, label=name, **style)
+            colours[name] = line.get_color()
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[-1].set_xlabel("epoch")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
-        ax.set_title(title)
-    fig.tight_layout()
+        fig.suptitle(title)
+    return fig
+
+
+def save_loss_plot(history, path, title=None):
+    """Writes `loss_figure` of ``history`` (``{name: [value per epoch]}``) as a PNG. Returns ``path``, or None (and
+    writes nothing) when no series has a finite value."""
+    fig = loss_figure(history, title=title)
+    if fig is None:
+        return None
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 

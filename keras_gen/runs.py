@@ -11,6 +11,8 @@ Layout of a run folder::
     RUN/samples/epoch_NNN.png    a grid (or scatter plot) per epoch from fixed latents; latest.png
     RUN/reconstructions/...      models with `reconstruct` (VAEs): held-out images above their reconstructions
     RUN/history.csv, losses.png  logged losses per committed epoch (rebuilt from the commit), and their plot
+    RUN/logs/                    TensorBoard: train/ (losses per epoch and every N steps, sample grids), the config
+                                 as hparams, eval/ (what `evaluate_run` found); `tensorboard --logdir RUN/logs`
 
 Everything that can be checked is checked before the folder is touched, and a run that fails before its first
 epoch is committed leaves no folder behind. docs/training.md says how an epoch is committed and what resuming
@@ -26,11 +28,11 @@ import sys
 import time
 
 from keras_gen.files import atomic_write, write_json
-from keras_gen.presets import RunConfig, build_model, run_dir_config
+from keras_gen.presets import OwnData, RunConfig, build_model, run_dir_config
 
 __all__ = [
-    "train_run", "load_run", "load_source", "evaluate_run", "describe_run", "find_run_dir", "prepare_run_dir",
-    "held_out_images", "RunResult",
+    "train_run", "load_run", "load_source", "evaluate_run", "describe_run", "find_run_dir", "resolve_run_dir",
+    "prepare_run_dir", "held_out_images", "RunResult",
 ]
 
 MODEL_FILE = "model.keras"
@@ -60,9 +62,21 @@ def prepare_run_dir(run_dir, resume=False, overwrite=False):
     return run_dir
 
 
+def _trainable(run_dir):
+    """``run_dir`` as a path, refusing a shipped model's folder (``pretrained:NAME``, or its path in the package):
+    it looks like a run folder, but nothing may train into it."""
+    folder, shipped = resolve_run_dir(run_dir)
+    if shipped is not None:
+        raise ValueError(
+            f"{os.fspath(run_dir)} is the shipped model {shipped!r}: it is read only. Train into another --out (its "
+            "config is its config.json: keras-gen train --config on it)."
+        )
+    return folder
+
+
 def _check_run_dir(run_dir, resume, overwrite):
     """`prepare_run_dir`'s checks, touching nothing. Returns the absolute path."""
-    run_dir = os.path.abspath(os.fspath(run_dir))
+    run_dir = os.path.abspath(_trainable(run_dir))
     if resume and overwrite:
         raise ValueError("Choose one of `resume` and `overwrite`, not both.")
     if resume:
@@ -141,7 +155,8 @@ def dtype_policy(name):
         keras.config.set_dtype_policy(previous)
 
 
-def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extra_callbacks=()):
+def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extra_callbacks=(), log_every=50,
+              data=None):
     """Trains the model of ``config`` into ``run_dir`` (see the module docstring for the layout).
 
     Before the run folder is touched, the config, the dataset (an image folder's files), the batch size (no
@@ -158,6 +173,10 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
         overwrite: delete an existing run folder first (once the checks above have passed).
         verbose: Keras ``fit`` verbosity; default a progress bar on a terminal, a line per epoch otherwise.
         extra_callbacks: more Keras callbacks; what they add to an epoch's logs reaches history.csv.
+        log_every: training steps between TensorBoard's batch summaries in ``RUN/logs/`` (None: epoch summaries
+            only); see `keras_gen.callbacks.TensorBoard`.
+        data: your own training data instead of ``config.dataset``: arrays ``x`` or ``(x, labels)``, or a `tf.data`
+            pipeline of batches (`keras_gen.presets.OwnData`; docs/own_data.md). ``config.json`` then names it.
 
     Returns:
         A `RunResult`.
@@ -173,9 +192,12 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
     from keras_gen import data as data_lib
     from keras_gen import distribute
 
+    run_dir = _trainable(run_dir)
     requested = RunConfig.load(os.path.join(run_dir, "config.json")) if resume and config is None else config
     if requested is None:
         raise ValueError("A config is needed to start a new run.")
+    own = None if data is None else OwnData(data, requested)  # its config names the data, not the preset's
+    config = config if own is None else own.config
     # The strategy comes first: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything, and a
     # non-chief worker writes its own scratch folder.
     strategy = distribute.make_strategy(requested.strategy)
@@ -202,7 +224,7 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
             print(f"keras-gen: {reason}.", file=sys.stderr)
             build_config = dataclasses.replace(config, jit_compile=False)
 
-    info = data_lib.dataset_info(
+    info = own.info if own is not None else data_lib.dataset_info(
         config.dataset, data_dir=config.data_dir, image_size=config.image_size, channels=config.channels,
         center_crop=config.center_crop,
     )
@@ -213,7 +235,7 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
     # fit's, so a resumed run draws the orders the uninterrupted run drew.
     with tf.init_scope():
         epoch = tf.Variable(backup.committed_epoch() if resume else 0, dtype=tf.int64, trainable=False)
-    dataset = data_lib.load_dataset(
+    dataset = own.batches(config.seed, epoch) if own is not None else data_lib.load_dataset(
         config.dataset, split="train", batch_size=config.batch_size, seed=config.seed, data_dir=config.data_dir,
         image_size=config.image_size, channels=config.channels, center_crop=config.center_crop, epoch=epoch,
     )
@@ -221,15 +243,20 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
-    centers = data_lib.mixture_modes(config.dataset)[0] if info.get("kind") == "points" else None
+    centers = data_lib.mixture_modes(config.dataset)[0] if info.get("kind") == "points" and own is None else None
     stop_on_nan = cbs.StopOnNaN(checkpoint=checkpoint)
+    samples = cbs.SampleGrid(os.path.join(run_dir, "samples"), n=config.sample_count, seed=config.seed, centers=centers)
+    hparams = cbs.flat_hparams({key: value for key, value in config.to_dict().items() if key != "description"})
+    tensorboard = cbs.TensorBoard(os.path.join(run_dir, "logs"), update_freq=log_every or "epoch",
+                                  images={"samples": samples}, hparams=hparams, backup=backup)
     callbacks = [
         cbs.ShuffleEpoch(epoch),
         stop_on_nan,
         *extra_callbacks,  # before the commit: what they add to the epoch's logs is in its history row
+        tensorboard,  # before the commit: an epoch's summaries are on the disk before it is committed
         backup,
         cbs.ModelCheckpoint(checkpoint),
-        cbs.SampleGrid(os.path.join(run_dir, "samples"), n=config.sample_count, seed=config.seed, centers=centers),
+        samples,
         cbs.LossPlot(csv_path, os.path.join(run_dir, "losses.png"), title=config.preset),
     ]
     if verbose is None:
@@ -239,8 +266,10 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
         with strategy.scope():
             model = build_model(build_config, info)
         if "reconstruct" in model.operations:
-            images, labels = held_out_images(config)
-            callbacks.append(cbs.ReconstructionGrid(os.path.join(run_dir, "reconstructions"), images, labels))
+            images, labels = held_out_images(config) if own is None else own.examples()
+            reconstructions = cbs.ReconstructionGrid(os.path.join(run_dir, "reconstructions"), images, labels)
+            tensorboard.add_images("reconstructions", reconstructions)
+            callbacks.append(reconstructions)
         # Every check has passed: only now is the run folder written.
         made = _make_run_dir(run_dir, resume, overwrite)
         try:
@@ -340,7 +369,9 @@ def load_run(run_dir, compile=True, safe_mode=True):
     """Loads the model of a run folder: ``model.keras``, or the last checkpoint of an unfinished run.
 
     Args:
-        run_dir: the run folder.
+        run_dir: the run folder, or ``pretrained:NAME`` for a model shipped with the package (`resolve_run_dir`;
+            it is built from its config and loads its weight files, whatever ``compile`` and ``safe_mode`` say:
+            `keras_gen.pretrained.from_preset`).
         compile: restore the optimizers and compile the model (needed to train it further).
         safe_mode: Keras' safe mode; ``False`` also loads Python code stored in the file (a ``Lambda`` layer's
             lambda), which can run anything: only for files you trust.
@@ -348,10 +379,14 @@ def load_run(run_dir, compile=True, safe_mode=True):
     Raises:
         FileNotFoundError: the folder is not a run folder or holds no model yet.
         ValueError: the model file is corrupt, or holds Python code that safe mode refuses (the message names
-            the file and says which); ``config.json`` is not a valid config.
+            the file and says which); ``config.json`` is not a valid config; an unknown pretrained NAME.
     """
-    run_dir = os.fspath(run_dir)
+    run_dir, pretrained = resolve_run_dir(run_dir)
     run_dir_config(run_dir)
+    if pretrained is not None:
+        from keras_gen.pretrained import load_model_dir
+
+        return load_model_dir(run_dir)
     for name in (MODEL_FILE, CHECKPOINT_FILE):
         path = os.path.join(run_dir, name)
         if os.path.isfile(path):
@@ -360,9 +395,32 @@ def load_run(run_dir, compile=True, safe_mode=True):
 
 
 # ---------------------------------------------------------------------------------------------- sources and evaluation
+def resolve_run_dir(run_dir):
+    """The folder a run argument names, and the shipped model it is, if any: ``(folder, name or None)``.
+
+    ``pretrained:NAME`` names a model shipped with the package (`keras_gen.pretrained`): its folder and ``NAME``.
+    Any other argument is a path, returned as given, with the name of the shipped model whose folder it is (the
+    folder holds ``pretrained.json``) or None. A name means the folder is read only (it may be inside the
+    installed package): reports, exports and logs go to the caller's ``--out`` or the current directory, and
+    `describe_run` gives no ``run_dir`` to write into.
+
+    Raises:
+        ValueError: an unknown pretrained NAME (the message lists the shipped ones).
+    """
+    from keras_gen import pretrained
+
+    name = pretrained.parse(run_dir)
+    if name is not None:
+        return pretrained.model_dir(name), name
+    run_dir = os.fspath(run_dir)
+    return run_dir, pretrained.name_of(run_dir)
+
+
 def find_run_dir(path):
-    """The run folder holding ``path`` (the folder itself, or up to two levels above a file), or None."""
-    path = os.path.abspath(os.fspath(path))
+    """The run folder holding ``path`` (the folder itself, or up to two levels above a file; a shipped model's
+    folder for ``pretrained:NAME``), or None."""
+    path, _ = resolve_run_dir(path)
+    path = os.path.abspath(path)
     candidates = [path] if os.path.isdir(path) else []
     parent = os.path.dirname(path)
     candidates += [parent, os.path.dirname(parent)]
@@ -375,7 +433,10 @@ def find_run_dir(path):
 def describe_run(run_dir):
     """What a run folder says of its data: ``{"dataset", "dataset_info", "data_dir", "data_options", "run_dir"}``
     from ``config.json`` and ``dataset.json`` (``data_options``: the folder options it trained with, such as
-    ``image_size``, for loading its comparison data the same way)."""
+    ``image_size``, for loading its comparison data the same way). For a shipped model (``pretrained:NAME`` or its
+    folder, `resolve_run_dir`) ``"pretrained": NAME`` takes the place of ``"run_dir"``: nothing is to be written
+    into its folder."""
+    run_dir, pretrained = resolve_run_dir(run_dir)
     config = run_dir_config(run_dir)
     info_path = os.path.join(run_dir, "dataset.json")
     info = None
@@ -390,31 +451,39 @@ def describe_run(run_dir):
             ) from exc
     options = {key: getattr(config, key, None) for key in ("image_size", "channels", "center_crop")}
     options = {key: value for key, value in options.items() if value not in (None, False)}
+    where = {"run_dir": os.path.abspath(run_dir)} if pretrained is None else {"pretrained": pretrained}
     return {"dataset": config.dataset, "dataset_info": info, "data_dir": config.data_dir, "data_options": options,
-            "run_dir": os.path.abspath(run_dir)}
+            **where}
 
 
 def load_source(path, safe_mode=True, open_artifact=None):
     """What a path holds to sample from: a run folder's model, a ``.keras`` model, or an exported artifact.
 
     Args:
-        path: a run folder written by `train_run` (its ``model.keras`` or last checkpoint), a ``.keras`` file (inside
-            a run folder, the folder's dataset is recorded), or, with ``open_artifact``, an exported artifact.
+        path: a run folder written by `train_run` (its ``model.keras`` or last checkpoint), ``pretrained:NAME`` (a
+            model shipped with the package, or its folder: `resolve_run_dir`), a ``.keras`` file (inside a run
+            folder, the folder's dataset is recorded), or, with ``open_artifact``, an exported artifact.
         safe_mode: Keras' safe mode for ``.keras`` files; ``False`` also loads Python code stored in the file (a
             ``Lambda`` layer's lambda), which can run anything: only for files you trust.
         open_artifact: opens an export (``keras_gen.export.load``; the command line passes it). The run side does not
             import the export package itself.
 
     Returns:
-        ``(source, description)``: a model or a sampler, and ``{"path", "type": "run" | "keras" | "export", ...}``
-        with what `describe_run` or the export's manifest say of its dataset.
+        ``(source, description)``: a model or a sampler, and ``{"path", "type": "run" | "pretrained" | "keras" |
+        "export", ...}`` with what `describe_run` or the export's manifest say of its dataset. A shipped model's
+        description has ``"pretrained": NAME`` and no ``"run_dir"`` (its folder is not to be written into).
 
     Raises:
         FileNotFoundError: nothing at ``path``, or a run folder without a model yet.
         ValueError: a path that is none of the above, a corrupt ``.keras`` file or one that holds Python code safe
             mode refuses, or a run folder whose ``config.json`` / ``dataset.json`` is not valid (each named).
     """
-    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    path = os.path.expanduser(os.fspath(path))
+    folder, pretrained = resolve_run_dir(path)
+    if pretrained is not None:  # recorded as given: pretrained:NAME, or the folder's path
+        description = {"path": path if folder != path else os.path.abspath(path), **describe_run(folder)}
+        return load_run(folder, compile=False, safe_mode=safe_mode), {**description, "type": "pretrained"}
+    path = os.path.abspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"Nothing at {path!r}: expected a run folder (with config.json), a .keras model or an exported artifact."
@@ -442,11 +511,29 @@ def load_source(path, safe_mode=True, open_artifact=None):
     return sampler, description
 
 
-def evaluate_run(path, metrics=None, *, safe_mode=True, open_artifact=None, **kwargs):
+def evaluate_run(path, metrics=None, *, safe_mode=True, open_artifact=None, tensorboard=True, **kwargs):
     """`keras_gen.metrics.evaluate` of what a path holds (`load_source`): a run folder, a ``.keras`` file or, with
     ``open_artifact``, an export, against the dataset it records (and its folder options). ``kwargs`` are
-    `evaluate`'s (``n``, ``seed``, ``extractor``, ``dataset``, ...). What ``keras-gen evaluate`` runs."""
+    `evaluate`'s (``n``, ``seed``, ``extractor``, ``dataset``, ...). What ``keras-gen evaluate`` runs.
+
+    With ``tensorboard`` (the default), the numbers found for a run folder are also written as scalars to its
+    TensorBoard logs, ``RUN/logs/eval``, at the run's last committed epoch (`keras_gen.callbacks.log_evaluation`),
+    replacing an earlier evaluation's at that epoch."""
     from keras_gen.metrics.evaluate import evaluate
 
     source, description = load_source(path, safe_mode=safe_mode, open_artifact=open_artifact)
-    return evaluate(source, metrics, source_info=description, **kwargs)
+    report = evaluate(source, metrics, source_info=description, **kwargs)
+    if tensorboard and description.get("type") == "run":
+        import warnings
+
+        import tensorflow as tf
+
+        from keras_gen import callbacks as cbs
+
+        run_dir = description["run_dir"]
+        epochs = cbs.RunBackup(os.path.join(run_dir, "backup")).committed_epoch() or run_dir_config(run_dir).epochs
+        try:
+            cbs.log_evaluation(os.path.join(run_dir, "logs"), report, step=epochs - 1)
+        except (OSError, tf.errors.OpError) as exc:  # the report is still returned: it is what took the time
+            warnings.warn(f"The evaluation was not written to {run_dir}/logs/eval: {exc}", RuntimeWarning, stacklevel=2)
+    return report

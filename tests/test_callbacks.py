@@ -162,3 +162,57 @@ def test_run_backup_commits_only_finite_epochs(tmp_path):
 def test_shuffle_epoch_needs_an_int64_variable():
     with pytest.raises(ValueError, match="scalar int64 tf.Variable"):
         cbs.ShuffleEpoch(tf.Variable(0))
+
+
+def _saved_figures(monkeypatch):
+    """The matplotlib figures saved from now on (whatever function draws them)."""
+    from matplotlib.figure import Figure
+
+    saved, savefig = [], Figure.savefig
+
+    def record(figure, *args, **kwargs):
+        saved.append(figure)
+        return savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    return saved
+
+
+def test_loss_plot_shows_only_what_was_logged_losses_apart_from_other_values(tmp_path, monkeypatch):
+    """history.csv columns with no value (``NA``: a validation column no epoch logged) get no curve and no legend
+    entry; the losses share one axis and the other logged values (a mode-collapse score) have their own."""
+    csv_path = tmp_path / "history.csv"
+    csv_path.write_text(
+        "epoch,d_loss,g_loss,mode_entropy,val_d_loss,val_g_loss\n"
+        "0,1.25,0.5,2.0,NA,NA\n"
+        "1,1.0,NA,2.25,NA,NA\n"
+        "2,0.75,0.25,2.5,NA,NA\n"
+    )
+    saved = _saved_figures(monkeypatch)
+    plot = cbs.LossPlot(csv_path, tmp_path / "losses.png")
+    plot.on_train_end()
+    assert (tmp_path / "losses.png").is_file() and len(saved) == 1
+    axes = [ax for ax in saved[0].axes if ax.get_legend() is not None]
+    legends = [[text.get_text() for text in ax.get_legend().get_texts()] for ax in axes]
+    assert legends == [["d_loss", "g_loss"], ["mode_entropy"]]
+    curves = {line.get_label(): np.asarray(line.get_ydata(), dtype="float64") for ax in axes for line in ax.lines}
+    np.testing.assert_array_equal(curves["d_loss"], [1.25, 1.0, 0.75])
+    np.testing.assert_array_equal(curves["g_loss"], [0.5, np.nan, 0.25])  # a gap where nothing was logged
+    np.testing.assert_array_equal(curves["mode_entropy"], [2.0, 2.25, 2.5])
+
+
+def test_loss_plot_draws_validation_beside_its_training_curve():
+    from keras_gen.images import loss_figure
+
+    figure = loss_figure({"loss": [3.0, 2.0], "val_loss": [3.5, 2.5], "kl_loss": [0.5, 0.75]})
+    (ax,) = figure.axes  # only losses: one axis
+    lines = {line.get_label(): line for line in ax.lines}
+    assert sorted(lines) == ["kl_loss", "loss", "val_loss"]
+    assert lines["val_loss"].get_color() == lines["loss"].get_color() and lines["val_loss"].get_linestyle() == "--"
+
+
+def test_loss_plot_of_nothing_logged_writes_nothing(tmp_path):
+    from keras_gen.images import save_loss_plot
+
+    assert save_loss_plot({"d_loss": [np.nan], "val_d_loss": [np.nan]}, tmp_path / "losses.png") is None
+    assert not (tmp_path / "losses.png").exists()
