@@ -34,7 +34,7 @@ def test_cli_evaluate_errors(ring_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "do not apply" in err and "is: it needs class probabilities" in err and not (tmp_path / "x.json").exists()
     assert cli.main(["evaluate", str(tmp_path / "nothing")]) == 2
-    assert "Nothing to evaluate" in capsys.readouterr().err
+    assert "Nothing at" in capsys.readouterr().err
 
 
 def test_evaluate_an_export_like_its_run(ring_run, tmp_path):
