@@ -219,6 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
             core.record("REST", method, None, None, None, "UNAVAILABLE", started)
             return
         code = "OK"
+        recorded = False
         try:
             try:
                 status, payload, content_type = self._route(method)
@@ -234,12 +235,19 @@ class _Handler(BaseHTTPRequestHandler):
                 error = from_exception(exc)
                 code = error.code
                 status, payload, content_type = error.http_status, {"error": error.message}, None
+            # Counted before the answer leaves: a client holding its answer finds the request on /metrics.
+            self._record(code, started)
+            recorded = True
             self._send(status, payload, content_type)
         finally:
             server.end()
-            log = self._log
-            core.record("REST", log["api"], log["name"], log["version"], log["signature"], code, started,
-                        log["images"])
+            if not recorded:
+                self._record(code, started)
+
+    def _record(self, code, started):
+        log = self._log
+        self.server.core.record("REST", log["api"], log["name"], log["version"], log["signature"], code, started,
+                                log["images"])
 
     def _send(self, status, payload, content_type=None, close=False):
         if isinstance(payload, (bytes, str)):

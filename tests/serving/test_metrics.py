@@ -124,3 +124,25 @@ def test_metrics_page_is_prometheus_text_whatever_the_scraper_accepts(server):
         samples = _families(text)[COUNT].samples
         assert any(s.labels == {"entrypoint": "REST", "API": "GetModelStatus", "model_name": "cgan", "status": "OK"}
                    and s.value >= 1 for s in samples)
+
+
+def test_a_rest_request_is_counted_before_its_answer_leaves(server, monkeypatch):
+    """A client that holds its answer and reads /metrics at once finds its request counted: the REST server records
+    a request before it writes the response (it used to record after, and a fast scraper could miss it)."""
+    from keras_gen.serving import rest_server
+
+    events = []
+    record, send = server.core.record, rest_server._Handler._send
+
+    def recording(*args, **kwargs):
+        events.append(("record", args[1]))
+        return record(*args, **kwargs)
+
+    def sending(self, status, *args, **kwargs):
+        events.append(("send", status))
+        return send(self, status, *args, **kwargs)
+
+    monkeypatch.setattr(server.core, "record", recording)
+    monkeypatch.setattr(rest_server._Handler, "_send", sending)
+    _http(f"{server.rest_url}/v1/models/cgan")
+    assert events[:2] == [("record", "GetModelStatus"), ("send", 200)], events
