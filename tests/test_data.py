@@ -176,6 +176,70 @@ def test_mixture_splits_and_seeds(name):
     assert info["kind"] == "points" and info["shape"] == (2,) and info["value_range"] is None
 
 
+def _dct_rows(dim):
+    """The orthonormal DCT-II matrix from scipy (row k: frequency k), the reference for the embedded mixtures."""
+    from scipy.fft import dct
+
+    return dct(np.eye(dim), norm="ortho", axis=0)  # (D, D)
+
+
+RING12 = 2.0 * np.array([[np.cos(2 * np.pi * k / 12), np.sin(2 * np.pi * k / 12)] for k in range(12)])
+GRID16 = np.array([[a, b] for a in (-1.5, -0.5, 0.5, 1.5) for b in (-1.5, -0.5, 0.5, 1.5)])
+RING_IN_10D = np.pad(RING_CENTERS, ((0, 0), (0, 8))) @ _dct_rows(10)
+
+
+@pytest.mark.parametrize("name, centers, sigma, noise", [
+    ("ring2d:K=12,r=2,sigma=0.02", RING12, 0.02, 0.0),
+    ("grid2d:K=16,step=1,sigma=0.03", GRID16, 0.03, 0.0),
+    ("ring2d:D=10,noise=0.002", RING_IN_10D, 0.01, 0.002),
+    ("grid2d:sigma=0.05,K=25", GRID_CENTERS, 0.05, 0.0),  # the defaults, in any order
+])
+def test_named_mixtures_closed_forms(name, centers, sigma, noise):
+    """A mixture named with parameters has the centres and spreads written out here: in its plane (the first two
+    DCT-II directions when embedded in D > 2 dimensions) sigma per coordinate, across it ``noise``."""
+    modes, modes_sigma = data.mixture_modes(name)
+    np.testing.assert_allclose(modes, centers, atol=1e-6)
+    assert modes.dtype == np.float32 and modes_sigma == sigma
+
+    x, y = data.load_arrays(name, "train")
+    dim = centers.shape[1]
+    assert x.shape == (50_000, dim) and x.dtype == np.float32 and np.bincount(y).min() > 0
+    basis = _dct_rows(dim) if dim > 2 else np.eye(2)
+    for k in (0, len(centers) - 1):
+        offsets = (x[y == k].astype(np.float64) - centers[k]) @ basis.T  # (n, D) in the plane's coordinates
+        np.testing.assert_allclose(offsets[:, :2].std(axis=0, ddof=1), sigma, rtol=0.1)
+        np.testing.assert_allclose(offsets[:, 2:].std(axis=0, ddof=1), noise, rtol=0.1)
+        np.testing.assert_array_less(np.abs(offsets.mean(axis=0)), 4 * sigma / np.sqrt(len(offsets)))
+    info = data.dataset_info(name)
+    assert info["kind"] == "points" and info["shape"] == (dim,) and info["num_classes"] == len(centers)
+    points, labels = next(iter(data.load_dataset(name, "test", batch_size=10)))
+    assert points.shape == (10, dim) and labels.dtype == tf.int32
+
+
+def test_named_mixture_defaults_are_the_builtins():
+    for name in ("ring2d", "grid2d"):
+        x, y = data.load_arrays(name, "test")
+        x_named, y_named = data.load_arrays(name + ":D=2", "test")
+        np.testing.assert_array_equal(x, x_named)
+        np.testing.assert_array_equal(y, y_named)
+
+
+@pytest.mark.parametrize("name, match", [
+    ("ring2d:K=1", r"bad K=1 \(at least 2\)"),
+    ("grid2d:K=10", r"K=10 \(a square number"),
+    ("ring2d:step=1", r"'step=1' is not a parameter of 'ring2d'.*K, r, sigma, D, noise"),
+    ("grid2d:r=1", r"'r=1' is not a parameter of 'grid2d'.*K, step, sigma, D, noise"),
+    ("ring2d:K=1.5", r"K='1.5' is not an integer"),
+    ("ring2d:sigma=nan", r"sigma='nan' is not a finite number"),
+    ("ring2d:sigma=0", r"sigma=0.0 \(positive\)"),
+    ("ring2d:noise=0.1", r"noise=0.1 \(extra dimensions need D > 2\)"),
+])
+def test_named_mixture_bad_parameters(name, match):
+    for entry in (data.mixture_modes, data.load_arrays, data.dataset_info):
+        with pytest.raises(ValueError, match=match):
+            entry(name)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # TFDS, offline: a tiny builder prepared into tmp_path
 
