@@ -12,7 +12,7 @@
                          [--log-level debug]
     keras-gen export RUN_DIR [--formats savedmodel,tflite,onnx] [--quantize fp16,int8] [--out BASE] [--name NAME]
                              [--version N]
-    keras-gen evaluate RUN_DIR|EXPORT_PATH [--metrics fid,kid,is,pr,coverage] [--n N] [--seed S]
+    keras-gen evaluate RUN_DIR|EXPORT_PATH [--metrics fid,kid,is,pr,coverage,quality] [--n N] [--seed S]
                              [--extractor auto|classifier|inception|identity] [--out results.json]
     keras-gen latent interpolate|arithmetic|traverse|edit RUN_DIR --out grid.png [--seed 0] [options]
 
@@ -27,7 +27,7 @@ import sys
 
 __all__ = ["main", "build_parser"]
 
-METRIC_NAMES = ("fid", "kid", "is", "pr", "coverage")
+METRIC_NAMES = ("fid", "kid", "is", "pr", "coverage", "quality")
 """`keras_gen.metrics.evaluate.METRICS`, spelled here so that checking ``--metrics`` does not import TensorFlow
 (tests/test_cli.py checks that the two agree)."""
 
@@ -256,7 +256,8 @@ def build_parser():
     )
     evaluate.add_argument("path", help="a run folder, a .keras model in one, or an exported artifact")
     evaluate.add_argument(
-        "--metrics", type=_parse_metrics, help="comma-separated: fid,kid,is,pr,coverage (default: all that apply)"
+        "--metrics", type=_parse_metrics,
+        help="comma-separated: fid,kid,is,pr,coverage,quality (default: all that apply)",
     )
     evaluate.add_argument(
         "--n", type=int, help="samples to draw (default 2500 points, 26000 stacked MNIST, 5000 images)"

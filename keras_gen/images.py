@@ -7,8 +7,8 @@ import numpy as np
 from keras_gen.files import atomic_write
 
 __all__ = [
-    "to_uint8", "image_grid", "save_image_grid", "save_scatter", "loss_figure", "save_loss_plot", "labelled_figure",
-    "save_labelled_grid",
+    "to_uint8", "image_grid", "save_image_grid", "add_caption", "save_scatter", "loss_figure", "save_loss_plot",
+    "labelled_figure", "save_labelled_grid",
 ]
 
 
@@ -56,6 +56,53 @@ def save_image_grid(images, path, nrow=None, value_range=(-1.0, 1.0), min_size=2
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def _caption_lines(text, font, draw, width):
+    """``text`` broken at spaces into lines no wider than ``width`` pixels (a longer word keeps a line of its own)."""
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if line and draw.textlength(candidate, font=font) > width:
+            lines.append(line)
+            candidate = word
+        line = candidate
+    return lines + ([line] if line else [])
+
+
+def add_caption(path, caption, font_size=None):
+    """Rewrites the PNG at ``path`` with ``caption`` under it: a white strip with the text in dark grey, broken
+    into lines that fit the image's width, and the text also in the PNG's ``Caption`` text chunk (what
+    ``PIL.Image.open(path).text["Caption"]`` reads). Written atomically; returns ``path``.
+
+    Args:
+        path: a PNG file (e.g. from `save_image_grid`).
+        caption: one line of text.
+        font_size: pixels; default about 1/32 of the image's width, at least 11.
+    """
+    from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+
+    if not isinstance(caption, str) or not caption.strip():
+        raise ValueError(f"`caption` must be a non-empty string; received {caption!r}.")
+    with Image.open(path) as source:
+        image = source.convert("RGB") if source.mode not in ("L", "RGB") else source.copy()
+    width, height = image.size
+    size = int(font_size or max(11, width // 32))
+    font = ImageFont.load_default(size=size)
+    margin = max(2, size // 3)
+    lines = _caption_lines(caption, font, ImageDraw.Draw(image), width - 2 * margin)
+    line_height = size + size // 4
+    strip = len(lines) * line_height + 2 * margin
+    white = 255 if image.mode == "L" else (255, 255, 255)
+    captioned = Image.new(image.mode, (width, height + strip), white)
+    captioned.paste(image, (0, 0))
+    draw = ImageDraw.Draw(captioned)
+    for i, line in enumerate(lines):
+        draw.text((margin, height + margin + i * line_height), line, fill=40 if image.mode == "L" else (40, 40, 40),
+                  font=font)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Caption", caption)
+    return atomic_write(path, lambda tmp: captioned.save(tmp, format="PNG", pnginfo=info))
 
 
 def _figure(figsize):

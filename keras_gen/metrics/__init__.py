@@ -6,7 +6,11 @@
     class probabilities -> score           inception_score
     samples -> mode statistics             mode_coverage (Gaussian mixtures), stacked_mnist_modes
     latent-variable model, data -> nats    elbo, iw_nll (importance-weighted bound), bits_per_dim
-    digit images -> features / classes     DomainClassifier (domain_classifier: a small CNN, trained once, cached)
+    digit images -> features / classes     DomainClassifier (domain_classifier: a small CNN, shipped for mnist and
+                                           digits, else trained once and cached)
+    digit samples -> quality               DigitQuality: confident-digit share (real digits' beside it), class
+                                           histogram KL to uniform, FID (confident_share, class_kl, quality_score,
+                                           format_quality: the caption under a run's sample grid)
     model or sampler -> all of the above   evaluate (+ format_table for a Markdown table; generate_samples for
                                            the samples it scores; a run folder: keras_gen.runs.evaluate_run)
 
@@ -35,6 +39,16 @@ from keras_gen.metrics.inception_score import inception_score
 from keras_gen.metrics.kid import kernel_inception_distance, polynomial_kernel, unbiased_mmd2
 from keras_gen.metrics.likelihood import BINARIZATIONS, binarize_images, bits_per_dim, elbo, iw_nll
 from keras_gen.metrics.precision_recall import knn_radii, precision_recall
+from keras_gen.metrics.quality import (
+    CONFIDENCE,
+    QUALITY_DATASETS,
+    DigitQuality,
+    class_kl,
+    confident_share,
+    digit_probabilities,
+    format_quality,
+    quality_score,
+)
 
 __all__ = [
     "identity_extractor",
@@ -64,4 +78,12 @@ __all__ = [
     "bits_per_dim",
     "binarize_images",
     "BINARIZATIONS",
+    "DigitQuality",
+    "CONFIDENCE",
+    "QUALITY_DATASETS",
+    "confident_share",
+    "class_kl",
+    "digit_probabilities",
+    "quality_score",
+    "format_quality",
 ]

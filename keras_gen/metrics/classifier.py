@@ -20,6 +20,13 @@ Cache: ``$KERAS_GEN_CACHE`` if set, else ``~/.cache/keras_gen``; the default fil
 ``mnist_classifier.keras`` (with ``mnist_classifier.json``); non-default training arguments get a file of their
 own (``mnist_classifier-<hash>.keras``), so a quick test classifier never replaces the default one.
 
+Shipped: the default classifiers of ``mnist`` and ``digits`` come with the package, beside this module
+(``mnist_classifier.weights.h5`` and its ``mnist_classifier.json``; `shipped_path`), so that a run scores its
+digits without waiting for a training: `domain_classifier` loads the shipped file when the cache has none and the
+training arguments are the defaults. They are what `train_domain_classifier` trains with those arguments, stored
+in float16 (`DomainClassifier.save_float16`, with the accuracy of the float16 weights measured again; made by
+`write_shipped_classifier`, docs/evaluation.md).
+
 Example:
 
 >>> from keras_gen.metrics import domain_classifier, fid_from_features
@@ -39,7 +46,10 @@ import numpy as np
 
 from keras_gen import checks
 
-__all__ = ["DomainClassifier", "domain_classifier", "train_domain_classifier", "default_cache_dir"]
+__all__ = [
+    "DomainClassifier", "domain_classifier", "train_domain_classifier", "default_cache_dir", "shipped_path",
+    "write_shipped_classifier",
+]
 
 CACHE_ENV = "KERAS_GEN_CACHE"
 """Environment variable naming the cache folder (default ``~/.cache/keras_gen``)."""
@@ -84,7 +94,18 @@ def _default_path(dataset, training):
     return os.path.join(default_cache_dir(), stem + ".keras")
 
 
+_WEIGHTS_SUFFIX = ".weights.h5"
+_SHIPPED_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def shipped_path(dataset):
+    """The weights file of ``dataset``'s default classifier shipped with the package (its metadata beside it)."""
+    return os.path.join(_SHIPPED_DIR, f"{_check_dataset(dataset)}_classifier{_WEIGHTS_SUFFIX}")
+
+
 def _metadata_path(model_path):
+    if model_path.endswith(_WEIGHTS_SUFFIX):  # name.weights.h5 -> name.json
+        return model_path[: -len(_WEIGHTS_SUFFIX)] + ".json"
     return os.path.splitext(model_path)[0] + ".json"
 
 
@@ -214,9 +235,76 @@ class DomainClassifier:
         write_json(_metadata_path(path), self.metadata, sort_keys=True)
         return path
 
+    def save_float16(self, path, same_predictions=False):
+        """Writes the weights with float16 values (``NAME.weights.h5``, about half the size of float32) and the
+        metadata (``NAME.json``), both atomically. The metadata's ``accuracy`` is measured again with the float16
+        weights on the dataset's test split; ``float32_accuracy`` is this classifier's; ``float16_max_difference``
+        is the largest difference of a class probability between the two there and ``float16_disagreements`` the
+        number of test digits they read as different classes. With ``same_predictions``, a ValueError is raised
+        (and nothing written) when that number is not 0. Returns ``path``."""
+        import tempfile
+
+        import h5py
+
+        from keras_gen import data
+        from keras_gen.files import atomic_write, write_json
+
+        path = os.path.abspath(os.fspath(path))
+        if not path.endswith(_WEIGHTS_SUFFIX):
+            raise ValueError(f"The float16 weights file must end in '{_WEIGHTS_SUFFIX}'; received {path!r}.")
+        dataset = _check_dataset(self.metadata.get("dataset"))
+        with tempfile.TemporaryDirectory() as tmp:
+            full = os.path.join(tmp, "float32" + _WEIGHTS_SUFFIX)
+            network = _build_network(self.input_shape, self.metadata["training"]["width"], self.num_classes)
+            network.set_weights(self.model.get_weights())
+            network.save_weights(full)  # the network alone: a trained model's file also holds its optimizer's state
+
+            def copy(group_in, group_out):  # the Keras weights file, float arrays stored as float16
+                group_out.attrs.update(dict(group_in.attrs))
+                for key, item in group_in.items():
+                    if isinstance(item, h5py.Group):
+                        copy(item, group_out.create_group(key))
+                        continue
+                    values = item[()]
+                    options = {}
+                    if getattr(values, "dtype", None) is not None and values.dtype.kind == "f":
+                        values = values.astype(np.float16)
+                        options = dict(compression="gzip", shuffle=True) if values.ndim else {}
+                    group_out.create_dataset(key, data=values, **options).attrs.update(dict(item.attrs))
+
+            def write(target):
+                with h5py.File(full, "r") as source, h5py.File(target, "w") as out:
+                    copy(source, out)
+
+            staged = os.path.join(tmp, "float16" + _WEIGHTS_SUFFIX)
+            write(staged)
+            half = _build_network(self.input_shape, self.metadata["training"]["width"], self.num_classes)
+            half.load_weights(staged)  # Keras casts the values back to float32
+            x_test, y_test = data.load_arrays(dataset, "test")
+            p32 = self.probabilities(x_test)
+            p16 = DomainClassifier(half, self.metadata, batch_size=self.batch_size).probabilities(x_test)
+            disagreements = int(np.sum(np.argmax(p16, axis=1) != np.argmax(p32, axis=1)))
+            if same_predictions and disagreements:
+                raise ValueError(f"The float16 weights read {disagreements} of the {len(y_test)} {dataset} test "
+                                 f"digits as another class than the float32 ones: not written to {path}.")
+            atomic_write(path, write, suffix=_WEIGHTS_SUFFIX)
+        metadata = {
+            **self.metadata,
+            "path": None,  # where it is read from (`load` records it)
+            "storage": "float16",
+            "input_shape": list(self.input_shape),
+            "accuracy": float(np.mean(np.argmax(p16, axis=1) == y_test)),
+            "float32_accuracy": self.accuracy,
+            "float16_max_difference": float(np.max(np.abs(p16 - p32))),
+            "float16_disagreements": disagreements,
+        }
+        write_json(_metadata_path(path), metadata, sort_keys=True)
+        return path
+
     @classmethod
     def load(cls, path, batch_size=256):
-        """Reads a classifier written by `save`; FileNotFoundError / ValueError say what is missing or broken."""
+        """Reads a classifier written by `save` (``.keras``) or `save_float16` (``.weights.h5``);
+        FileNotFoundError / ValueError say what is missing or broken."""
         import keras
 
         path = os.path.abspath(os.path.expanduser(os.fspath(path)))
@@ -227,7 +315,11 @@ class DomainClassifier:
         try:
             with open(meta_path) as f:
                 metadata = json.load(f)
-            model = keras.models.load_model(path, compile=False)
+            if path.endswith(_WEIGHTS_SUFFIX):
+                model = _build_network(tuple(metadata["input_shape"]), metadata["training"]["width"])
+                model.load_weights(path)
+            else:
+                model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # corrupt zip, h5 or JSON all mean the same here
             raise ValueError(f"Could not load the domain classifier {path!r} ({exc}); delete it to retrain.") from exc
         metadata["path"] = path
@@ -329,14 +421,16 @@ def domain_classifier(
     retrain=False,
     verbose=0,
 ):
-    """The cached `DomainClassifier` of a digit dataset: loaded if its file exists, else trained once and saved.
+    """The cached `DomainClassifier` of a digit dataset: loaded if its file exists, else the shipped one (default
+    arguments), else trained once and saved.
 
     Args:
         dataset: ``"mnist"`` (28x28x1) or ``"digits"`` (8x8x1).
         path: the ``.keras`` file to load or write. Default: ``<cache>/<dataset>_classifier.keras`` for the default
             training arguments (``<cache>`` is ``$KERAS_GEN_CACHE`` or ``~/.cache/keras_gen``), and a file named
             after a hash of the arguments otherwise. An existing ``path`` is loaded as it is, whatever the
-            training arguments say (its metadata records how it was trained).
+            training arguments say (its metadata records how it was trained). With no ``path``, the default
+            arguments and no cached file, the classifier shipped with the package (`shipped_path`) is loaded.
         epochs, num_samples, seed, batch_size, width, learning_rate, verbose: see `train_domain_classifier`.
         retrain: train and overwrite even if the file exists.
 
@@ -345,12 +439,25 @@ def domain_classifier(
     """
     dataset = _check_dataset(dataset)
     training = _training_args(epochs, num_samples, seed, batch_size, width, learning_rate)
+    default = path is None and training == _DEFAULT_TRAINING
     path = _default_path(dataset, training) if path is None else os.path.abspath(os.path.expanduser(os.fspath(path)))
     if not path.endswith(".keras"):
         raise ValueError(f"The classifier path must end in '.keras'; received {path!r}.")
     if not retrain and os.path.isfile(path) and os.path.isfile(_metadata_path(path)):
         return DomainClassifier.load(path)
+    shipped = shipped_path(dataset)
+    if default and not retrain and os.path.isfile(shipped) and os.path.isfile(_metadata_path(shipped)):
+        return DomainClassifier.load(shipped)
     print(f"Training the {dataset} domain classifier once; it is cached at {path}", file=sys.stderr, flush=True)
     classifier = train_domain_classifier(dataset, verbose=verbose, **training)
     classifier.save(path)
     return classifier
+
+
+def write_shipped_classifier(dataset="mnist", path=None, verbose=0):
+    """Trains ``dataset``'s default classifier (`train_domain_classifier` with its default arguments) and writes it
+    with float16 values (`DomainClassifier.save_float16`) to ``path``, by default the file the package ships
+    (`shipped_path`). Refuses (ValueError, nothing written) when the float16 weights read any test digit as
+    another class than the float32 ones. Returns the path."""
+    classifier = train_domain_classifier(dataset, verbose=verbose)
+    return classifier.save_float16(shipped_path(dataset) if path is None else path, same_predictions=True)

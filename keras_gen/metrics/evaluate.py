@@ -10,7 +10,11 @@ Pipeline (torch-fidelity style): draw ``n`` samples in batches (a tqdm bar) -> l
 - ``pr``: `precision_recall`, k = 3 (mixtures: raw points);
 - ``coverage``: ring2d / grid2d: `mode_coverage` over the true modes (VEEGAN / PacGAN: modes, high-quality
   fraction, reverse KL); mnist / digits: classes the classifier predicts and the KL of their histogram to
-  uniform; stacked MNIST: `stacked_mnist_modes` of the predicted digit triples.
+  uniform; stacked MNIST: `stacked_mnist_modes` of the predicted digit triples;
+- ``quality``: digit data only, `keras_gen.metrics.quality`: the share of generated digits the classifier reads
+  with confidence >= 0.9 (and of the real digits), the class histogram's KL to uniform (stacked MNIST: of the
+  channels' digits) and the ``fid`` above (computed once: the features and class probabilities of both sets are
+  shared by every metric that needs them).
 
 Extractors: ``"classifier"`` is the package's `domain_classifier` (digit data: ``mnist``, ``digits``, and
 ``stacked_mnist`` channel by channel: features concatenated, probabilities over the 1,000 digit triples as the
@@ -44,11 +48,12 @@ from keras_gen.metrics.fid import fid_from_features
 from keras_gen.metrics.inception_score import inception_score
 from keras_gen.metrics.kid import kernel_inception_distance
 from keras_gen.metrics.precision_recall import precision_recall
+from keras_gen.metrics.quality import quality_score
 from keras_gen.provenance import environment
 
 __all__ = ["METRICS", "EXTRACTORS", "evaluate", "applicable_metrics", "generate_samples", "format_table"]
 
-METRICS = ("fid", "kid", "is", "pr", "coverage")
+METRICS = ("fid", "kid", "is", "pr", "coverage", "quality")
 """Metric names `evaluate` knows, in the order results are reported."""
 
 EXTRACTORS = ("auto", "classifier", "inception", "identity")
@@ -56,7 +61,6 @@ EXTRACTORS = ("auto", "classifier", "inception", "identity")
 DIGIT_DATASETS = ("mnist", "digits", "stacked_mnist")
 _MIXTURES = ("ring2d", "grid2d")
 _DEFAULT_N = {"points": 2_500, "stacked_mnist": 26_000, "image": 5_000}
-_NEEDS_PROBABILITIES = ("is", "coverage")
 
 
 # ---------------------------------------------------------------------------------------------------------- sources
@@ -276,8 +280,8 @@ def applicable_metrics(dataset, info=None, extractor="auto"):
     """The metrics `evaluate` can compute for a dataset (and extractor), in `METRICS` order.
 
     Points (``ring2d``, ``grid2d``): fid, kid, pr on the raw points and coverage (`mode_coverage`). Digit images
-    with the classifier: all five. Other images, or the InceptionV3 extractor: fid, kid, pr (InceptionV3 here has
-    no classification head, and other datasets have no known modes).
+    with the classifier: all six. Other images, or the InceptionV3 extractor: fid, kid, pr (InceptionV3 here has
+    no classification head, and other datasets have no known modes or digits).
     """
     from keras_gen import data
 
@@ -305,6 +309,7 @@ def _check_metrics(metrics, applicable, dataset, extractor):
         reasons = {
             "is": "it needs class probabilities (the domain classifier of digit datasets)",
             "coverage": "it needs known modes (ring2d/grid2d mixtures, or digit classes from the domain classifier)",
+            "quality": f"it needs the domain classifier of digit data ({', '.join(DIGIT_DATASETS)})",
         }
         why = "; ".join(f"{m}: {reasons.get(m, 'not defined for this data')}" for m in bad)
         raise ValueError(
@@ -399,7 +404,9 @@ def evaluate(
         ``real_splits`` chunks of the samples' chunk size (IS grows with it);
         pr ``precision``/``recall``; coverage (mixtures) ``modes``/``num_modes``/``high_quality``/``reverse_kl``/
         ``counts`` or (digits) ``modes``/``num_modes``/``kl``/``counts`` of the predicted classes (triples for
-        stacked MNIST). Undefined values (a KL when no sample is high quality) are None, so the dict is strict JSON.
+        stacked MNIST); quality ``confident``/``real_confident``/``class_kl``/``fid``/``threshold``/``counts``
+        (`keras_gen.metrics.quality_score`; stacked MNIST: every channel's digit).
+        Undefined values (a KL when no sample is high quality) are None, so the dict is strict JSON.
 
     Example:
 
@@ -453,9 +460,31 @@ def evaluate(
     provenance = feature_extractor.describe()
     common = {"extractor": provenance["name"], "num_samples": int(n), "num_real": int(len(real))}
     results = {}
+    computed = {}
+
+    def once(key, compute):
+        """Each set's features and class probabilities are computed once, for every metric that needs them."""
+        if key not in computed:
+            computed[key] = compute()
+        return computed[key]
+
+    def features(which):
+        return once(("features", which), lambda: feature_extractor.features(fake if which == "fake" else real))
+
+    def channels(which):  # the class probabilities of each image's digits: [(N, 10)], one per channel
+        images = fake if which == "fake" else real
+        return once(("channels", which), lambda: feature_extractor.channel_probabilities(images)
+                    if kind == "stacked_mnist" else [feature_extractor.probabilities(images)])
+
+    def probabilities(which):  # (N, K): of the image's class (stacked MNIST: the 1,000 digit triples)
+        if kind != "stacked_mnist":
+            return channels(which)[0]
+        p1, p2, p3 = channels(which)
+        return np.einsum("ni,nj,nk->nijk", p1, p2, p3).reshape(len(p1), 1000)  # triple 100 i + 10 j + k
+
     if {"fid", "kid", "pr"} & set(metric_names):
-        real_features = feature_extractor.features(real)  # (m, F)
-        fake_features = feature_extractor.features(fake)  # (n, F)
+        real_features = features("real")  # (m, F)
+        fake_features = features("fake")  # (n, F)
         if "fid" in metric_names:
             results["fid"] = {"value": fid_from_features(real_features, fake_features)}
         if "kid" in metric_names:
@@ -472,9 +501,9 @@ def evaluate(
         # as it fills: 500 test digits against 5,000 samples in 10 chunks give one chunk of 500.
         splits = min(is_splits, n)
         real_splits = max(1, int(len(real) // (n / splits)))
-        fake_probabilities = feature_extractor.probabilities(fake)  # (n, K)
+        fake_probabilities = probabilities("fake")  # (n, K)
         mean, std = inception_score(fake_probabilities, splits=splits, seed=seed)
-        real_probabilities = feature_extractor.probabilities(real)  # (m, K)
+        real_probabilities = probabilities("real")  # (m, K)
         real_mean, real_std = inception_score(real_probabilities, splits=real_splits, seed=seed)
         results["is"] = {"mean": mean, "std": std, "splits": splits, "permutation_seed": seed,
                          "real_mean": real_mean, "real_std": real_std, "real_splits": real_splits}
@@ -486,10 +515,15 @@ def evaluate(
             coverage = mode_coverage(fake, centers, sigma)
             results["coverage"] = {**coverage, "sigma": sigma, "threshold": 3.0}
         elif kind == "stacked_mnist":
-            coverage = stacked_mnist_modes(feature_extractor.predict_digits(fake))
+            coverage = stacked_mnist_modes(np.stack([np.argmax(p, axis=1) for p in channels("fake")], axis=1))
             results["coverage"] = {**coverage, "num_modes": 1000}
         else:
-            results["coverage"] = _class_histogram(feature_extractor.predict(fake), feature_extractor.num_classes)
+            results["coverage"] = _class_histogram(np.argmax(channels("fake")[0], axis=1),
+                                                   feature_extractor.num_classes)
+    if "quality" in metric_names:
+        fid = results["fid"]["value"] if "fid" in results else fid_from_features(features("real"), features("fake"))
+        results["quality"] = quality_score(np.concatenate(channels("fake"), axis=0),
+                                           real_probabilities=np.concatenate(channels("real"), axis=0), fid=fid)
     # NaN (e.g. the reverse KL when no sample is high quality) is written as null.
     metrics_out = {m: _json_safe({**results[m], **common}) for m in metric_names}
     description = {k: v for k, v in description.items() if k not in ("dataset_info",)}
@@ -558,6 +592,14 @@ def format_table(results):
                 rows.append(("reverse KL to uniform", _number(entry["reverse_kl"]), "", samples))
             else:
                 rows.append(("KL to uniform", _number(entry["kl"]), "", samples))
+        elif name == "quality":
+            percent = lambda share: "n/a" if share is None else f"{100 * share:.1f} %"  # noqa: E731
+            threshold = entry.get("threshold", 0.9)
+            rows.append((f"confident digits (p ≥ {threshold:g})", percent(entry["confident"]), "", samples))
+            rows.append(("confident digits, real data", percent(entry["real_confident"]), "",
+                         f"/ {entry['num_real']}"))
+            rows.append(("class KL to uniform", _number(entry["class_kl"]), "", samples))
+            rows.append(("FID (classifier features)", _number(entry["fid"]), "", samples))
     lines = ["| metric | value | ± | samples (generated / real) |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     extractor = results.get("extractor", {})
