@@ -32,6 +32,9 @@ __all__ = [
     "StopOnNaN",
     "LossPlot",
     "ModeCollapseAlarm",
+    "DiscriminatorOverfittingAlarm",
+    "DigitQualityMonitor",
+    "QualityGrid",
     "TensorBoard",
     "flat_hparams",
     "rewrite_events",
@@ -1016,3 +1019,337 @@ def log_evaluation(log_dir, report, step):
             tf.summary.scalar(tag, value, step=step)
     writer.close()
     return scalars
+
+
+# ---------------------------------------------------------------------------------------- discriminator overfitting
+class DiscriminatorOverfittingAlarm(keras.callbacks.Callback):
+    """Tracks whether a GAN's discriminator memorizes its training images, and warns when it does.
+
+    On small data the discriminator learns its training images by heart: it calls them real and everything else
+    fake, held-out real images included, and the generator is left chasing that lookup table (the samples stop
+    improving or degrade while ``d_loss`` falls towards 0). The signal watched is the overfitting heuristic of ADA
+    (Karras et al. 2020, https://arxiv.org/abs/2006.06676), the mean sign of the discriminator's logits on real
+    training images, and the same on held-out real images (the diagnostic of the DiffAugment paper, Zhao et al.
+    2020, https://arxiv.org/abs/2006.10738, Figure 1: the discriminator's verdicts on training and validation
+    images part ways as it overfits)::
+
+        r_t    = E_{x in training images}[sign D(x)]       in [-1, 1]; -> 1 as D memorizes them
+        r_held = E_{x in held-out real images}[sign D(x)]  stays near r_t while D generalizes, falls as it overfits
+
+    Every ``every`` epochs (and after the first) it scores ``n`` images of each set, fixed for the whole run, the
+    way training shows them to the discriminator: in batches of ``batch_size`` in training mode (batch statistics;
+    the discriminator's moving statistics and other state are put back afterwards) and, for a model built with
+    ``augment``, through its augmentation, with draws fixed by ``seed`` and the same for both sets. The values go
+    into the epoch's ``logs`` as ``r_t`` and ``r_held`` (carried over on epochs they are not computed), so a
+    `keras.callbacks.CSVLogger` placed *after* this callback records them.
+
+    The alarm: ``r_t >= threshold`` and, with held-out images, ``r_t - r_held >= gap``. It warns once
+    (``warnings.warn`` and a printed line, naming what to try) until the condition clears; ``alarms`` lists
+    ``(epoch, r_t, r_held)`` of every warning. Without held-out images only ``r_t`` decides, which also rises on a
+    healthy run whose discriminator is ahead for a while: hold out some images where you can.
+
+    Args:
+        images: the training images ``(N, H, W, C)`` (or ``(images, labels)`` for a conditional GAN).
+        held_out: real images the model never trains on, in the same form, or None.
+        every: score every ``every`` epochs (>= 1).
+        n: images scored from each set (all of a smaller set): a fixed random subset drawn with ``seed``.
+        batch_size: images per discriminator call (use the training batch size: batch statistics depend on it).
+        threshold: the ``r_t`` from which the discriminator counts as sure of its training images.
+        gap: how far ``r_held`` must fall below ``r_t`` (with held-out images).
+        seed: seed of the subsets and of the augmentation's draws.
+        stream: where the line is printed (default stderr).
+
+    Example:
+
+    >>> alarm = DiscriminatorOverfittingAlarm(x_train, held_out=x_test, batch_size=64)
+    >>> gan.fit(data, epochs=50, callbacks=[alarm, keras.callbacks.CSVLogger("history.csv")])
+    """
+
+    DEFAULT_THRESHOLD = 0.8
+    """``threshold`` with held-out images (the gap decides with it)."""
+    ALONE_THRESHOLD = 0.95
+    """The ``threshold`` `keras-gen train` uses without held-out images (an image folder): PLACEHOLDER."""
+
+    def __init__(self, images, held_out=None, every=1, n=500, batch_size=64, threshold=DEFAULT_THRESHOLD, gap=0.3,
+                 seed=0, stream=None):
+        super().__init__()
+        checks.integer(every, "every", 1)
+        checks.integer(n, "n", 1)
+        checks.integer(batch_size, "batch_size", 1)
+        checks.integer(seed, "seed", 0)
+        for name, value, low, high in (("threshold", threshold, -1, 1), ("gap", gap, 0, 2)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
+                raise ValueError(f"`{name}` must be a number in ({low}, {high}], got {value!r}.")
+        self.images = self._subset(images, "images", n, seed)
+        self.held_out = None if held_out is None else self._subset(held_out, "held_out", n, seed + 1)
+        if self.held_out is not None and self.held_out[0].shape[1:] != self.images[0].shape[1:]:
+            raise ValueError(
+                f"`held_out` images have shape {self.held_out[0].shape[1:]}, the training images "
+                f"{self.images[0].shape[1:]}: they must be images of the same kind."
+            )
+        self.every = every
+        self.n = n
+        self.batch_size = batch_size
+        self.threshold = float(threshold)
+        self.gap = float(gap)
+        self.seed = seed
+        self.stream = stream
+        self.history = []  # (epoch, r_t, r_held) of every score
+        self.alarms = []  # (epoch, r_t, r_held) of every warning
+        self._alarmed = False
+        self._last = None
+
+    @staticmethod
+    def _subset(images, name, n, seed):
+        """``(images, labels or None)`` as NumPy: ``n`` rows drawn with ``seed`` (all of them, shuffled, if fewer)."""
+        labels = None
+        if isinstance(images, tuple):
+            if len(images) != 2:
+                raise ValueError(f"`{name}` must be images or an (images, labels) pair, got a tuple of {len(images)}.")
+            images, labels = images
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or len(images) == 0:
+            raise ValueError(f"`{name}` must be a non-empty batch of images (N, H, W, C), got shape {images.shape}.")
+        rows = np.random.default_rng(seed).permutation(len(images))[:n]
+        return images[rows], None if labels is None else np.asarray(labels, dtype=np.int32)[rows]
+
+    def on_train_begin(self, logs=None):
+        if not hasattr(self.model, "discriminator"):
+            raise TypeError(
+                f"DiscriminatorOverfittingAlarm watches a GAN's discriminator; {type(self.model).__name__} has none."
+            )
+        if (self.images[1] is None) != (getattr(self.model, "num_classes", None) is None):
+            raise ValueError(
+                "DiscriminatorOverfittingAlarm: a conditional GAN needs (images, labels) pairs, an unconditional one "
+                "images only."
+            )
+        self.history, self.alarms, self._alarmed, self._last = [], [], False, None
+
+    def _mean_sign(self, images, labels):
+        """E[sign D(x)] over ``images`` as training shows them to D; D's non-trainable state is put back."""
+        from keras_gen import augment as augment_lib
+
+        gan = self.model
+        discriminator = gan.discriminator
+        state = [np.array(keras.ops.convert_to_numpy(v)) for v in discriminator.non_trainable_variables]
+        policy = getattr(gan, "augment", None)
+        signs = []
+        # Whole batches only, as training shows them (a packed discriminator needs them), when there is one.
+        stop = len(images) - len(images) % self.batch_size if len(images) >= self.batch_size else len(images)
+        try:
+            for i, start in enumerate(range(0, stop, self.batch_size)):
+                batch = keras.ops.convert_to_tensor(images[start : start + self.batch_size])  # (b, H, W, C)
+                if policy:
+                    batch = augment_lib.diff_augment(batch, policy, seed=[self.seed, i])
+                if labels is not None:
+                    batch = [batch, keras.ops.convert_to_tensor(labels[start : start + self.batch_size])]
+                logits = keras.ops.convert_to_numpy(discriminator(batch, training=True))
+                signs.append(np.sign(np.asarray(logits, dtype=np.float64)).reshape(-1))
+        finally:
+            for variable, value in zip(discriminator.non_trainable_variables, state):
+                variable.assign(value)
+        return float(np.mean(np.concatenate(signs)))
+
+    def score(self):
+        """``(r_t, r_held)`` of the current discriminator (``r_held`` None without held-out images)."""
+        r_t = self._mean_sign(*self.images)
+        r_held = None if self.held_out is None else self._mean_sign(*self.held_out)
+        return r_t, r_held
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._last is None or (epoch + 1) % self.every == 0:
+            r_t, r_held = self.score()
+            self.history.append((epoch, r_t, r_held))
+            self._last = (r_t, r_held)
+            self._check(epoch, r_t, r_held, logs or {})
+        if logs is not None:
+            logs["r_t"] = self._last[0]
+            if self.held_out is not None:
+                logs["r_held"] = self._last[1]
+
+    def overfitting(self, r_t, r_held):
+        """Whether ``(r_t, r_held)`` raises the alarm."""
+        return r_t >= self.threshold and (r_held is None or r_t - r_held >= self.gap)
+
+    def _check(self, epoch, r_t, r_held, logs):
+        import warnings
+
+        if not self.overfitting(r_t, r_held):
+            self._alarmed = False
+            return
+        if self._alarmed:
+            return
+        self._alarmed = True
+        self.alarms.append((epoch, r_t, r_held))
+        held = "" if r_held is None else f" but {r_held:.2f} on held-out real images"
+        d_loss = logs.get("d_loss")
+        d_loss = "" if d_loss is None else f", d_loss {float(d_loss):.3g}"
+        message = (
+            f"The discriminator is overfitting its training images at epoch {epoch + 1}: r_t = E[sign D(x)] = "
+            f"{r_t:.2f} on training images{held}{d_loss}. Try DiffAugment (GAN(augment='color,translation,cutout'); "
+            "keras-gen train --set model.augment=color,translation,cutout), R1 (model.r1_weight=10), fewer "
+            "discriminator steps (model.d_steps), a lower discriminator learning rate (d_lr), or more data "
+            "(docs/small_data.md)."
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        print(message, file=self.stream or sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- digit quality
+class DigitQualityMonitor(keras.callbacks.Callback):
+    """Scores the generator's digits every ``every`` epochs (and after the last) and adds the score to the epoch's
+    logs, so that history.csv and TensorBoard (``epoch_quality_confident``, ...) hold it.
+
+    The score is `keras_gen.metrics.DigitQuality` of ``n`` samples from a fixed seed (``model.generate(n, seed)``)
+    against the dataset's held-out digits (docs/evaluation.md, "Digit quality"):
+
+    - ``quality_confident``: the share of samples the digit classifier reads with confidence >= 0.9;
+    - ``quality_real_confident``: the same share of the real held-out digits (what a perfect generator scores);
+    - ``quality_class_kl``: the KL of the histogram of the classes read to uniform (0: every digit equally often);
+    - ``quality_fid``: the FID under the classifier's features (``n`` samples against the held-out digits: compare it
+      within a run or between runs with the same ``n``; `evaluate` draws 5,000).
+
+    Place it before the callbacks that read the logs (`TensorBoard`, `RunBackup`). Epochs it does not score log none
+    of these values (history.csv: ``NA``). A model that keeps a moving average of its generator's weights
+    (``GAN.averaged_weights``) is scored with the average: the generator the run saves. Only models that sample in
+    one pass of a network over a continuous latent (operation ``latent_space``: GANs, VAEs) are scored; an
+    autoregressive sampler (PixelCNN, a VQ-VAE's prior) would take longer than an epoch, and logs nothing. Samples
+    that are not finite are not scored. `caption` states the latest score in one line (`QualityGrid` writes it
+    under the sample grid).
+
+    Args:
+        quality: a `keras_gen.metrics.DigitQuality`, or the name of a digit dataset (``"mnist"``, ``"digits"``,
+            ``"stacked_mnist"``) to build one for (its default classifier).
+        every: score every ``every`` epochs (>= 1), and after the last epoch.
+        n: samples per score.
+        seed: seed of the samples' latents.
+
+    Attributes:
+        history: ``[(epoch, score)]`` of every score (epochs counted from 0).
+        latest: the last ``(epoch, score)``, or None.
+
+    Example:
+
+    >>> monitor = DigitQualityMonitor("mnist", n=1000)
+    >>> gan.fit(data, epochs=10, callbacks=[monitor, keras.callbacks.CSVLogger("history.csv")])
+    >>> monitor.caption()
+    'epoch 10: 94% confident digits (real 93%), class KL 0.03, FID 4.1'
+    """
+
+    DEFAULT_N = 1000
+    LOGS = {
+        "quality_confident": "confident",
+        "quality_real_confident": "real_confident",
+        "quality_class_kl": "class_kl",
+        "quality_fid": "fid",
+    }
+    """The log key of each number of the score."""
+
+    def __init__(self, quality, every=1, n=DEFAULT_N, seed=0):
+        super().__init__()
+        from keras_gen.metrics.quality import DigitQuality
+
+        checks.integer(every, "every", 1)
+        checks.integer(n, "n", 2)
+        checks.integer(seed, "seed", 0)
+        if isinstance(quality, str):
+            quality = DigitQuality(quality)
+        elif not isinstance(quality, DigitQuality):
+            raise TypeError(f"`quality` must be a keras_gen.metrics.DigitQuality or a digit dataset's name; received "
+                            f"{type(quality).__name__}.")
+        self.quality = quality
+        self.every = int(every)
+        self.n = int(n)
+        self.seed = int(seed)
+        self.history = []
+        self.latest = None
+        self._active = False
+
+    @classmethod
+    def for_dataset(cls, dataset, info=None, **kwargs):
+        """A monitor for a run of ``dataset`` whose examples have the shape ``info["shape"]``, or None when its
+        samples have no digit quality (not a digit dataset, or resized or recoloured digits)."""
+        from keras_gen import data
+        from keras_gen.metrics.quality import QUALITY_DATASETS
+
+        if dataset not in QUALITY_DATASETS:
+            return None
+        if info is not None and tuple(info.get("shape", ())) != tuple(data.dataset_info(dataset)["shape"]):
+            return None
+        return cls(dataset, **kwargs)
+
+    def on_train_begin(self, logs=None):
+        self.history, self.latest = [], None
+        self._active = "latent_space" in getattr(self.model, "operations", ())
+
+    def score(self):
+        """The digit quality of the current model: ``n`` samples from the fixed seed (with the generator's weight
+        average when the model keeps one), or None when they are not finite."""
+        import contextlib
+
+        averaged = getattr(self.model, "averaged_weights", None)
+        keeps = averaged is not None and getattr(self.model, "keeps_generator_average", False)
+        with averaged() if keeps else contextlib.nullcontext():
+            samples = self.model.generate(self.n, seed=self.seed)
+        if not np.all(np.isfinite(samples)):
+            return None
+        return self.quality(np.clip(samples, -1.0, 1.0))
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = (self.params or {}).get("epochs") == epoch + 1
+        if not self._active or ((epoch + 1) % self.every and not last):
+            return
+        score = self.score()
+        if score is None:
+            return
+        self.latest = (epoch, score)
+        self.history.append(self.latest)
+        if logs is not None:
+            logs.update({name: float(score[key]) for name, key in self.LOGS.items()})
+
+    def caption(self):
+        """``"epoch E: 94% confident digits (real 93%), class KL 0.03, FID 4.1"`` of the latest score (epochs
+        counted from 1), or None before the first."""
+        from keras_gen.metrics.quality import format_quality
+
+        if self.latest is None:
+            return None
+        epoch, score = self.latest
+        return format_quality(score, epoch=epoch + 1)
+
+
+class QualityGrid(SampleGrid):
+    """A `SampleGrid` with its monitor's digit quality under it: each PNG gets a caption strip stating the latest
+    score of ``monitor`` (`DigitQualityMonitor.caption`; also in the PNG's ``Caption`` text chunk,
+    `keras_gen.images.add_caption`). Place the monitor before this grid, so that an epoch's grid states that
+    epoch's score.
+
+    The grid is drawn from what the monitor scores: the generator's weight average when the model keeps one
+    (``GAN.averaged_weights``), the generator the run saves.
+
+    Args:
+        directory: where the PNGs go.
+        monitor: the `DigitQualityMonitor` whose score the caption states.
+        n, seed, every: as for `SampleGrid`.
+    """
+
+    def __init__(self, directory, monitor, n=64, seed=0, every=1):
+        super().__init__(directory, n=n, seed=seed, every=every)
+        if not isinstance(monitor, DigitQualityMonitor):
+            raise TypeError(f"`monitor` must be a DigitQualityMonitor; received {type(monitor).__name__}.")
+        self.monitor = monitor
+
+    def write(self, path):
+        """Generates from the fixed latents, writes the grid to ``path`` and adds the caption under it."""
+        import contextlib
+
+        from keras_gen.images import add_caption
+
+        averaged = getattr(self.model, "averaged_weights", None)
+        keeps = averaged is not None and getattr(self.model, "keeps_generator_average", False)
+        with averaged() if keeps else contextlib.nullcontext():
+            path = super().write(path)
+        caption = self.monitor.caption()
+        if path and caption:
+            add_caption(path, caption)
+        return path

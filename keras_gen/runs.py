@@ -245,13 +245,18 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
     centers = data_lib.mixture_modes(config.dataset)[0] if info.get("kind") == "points" and own is None else None
     stop_on_nan = cbs.StopOnNaN(checkpoint=checkpoint)
-    samples = cbs.SampleGrid(os.path.join(run_dir, "samples"), n=config.sample_count, seed=config.seed, centers=centers)
+    # Digit data: the digit quality every epoch (history.csv, TensorBoard) and under the sample grid.
+    quality = cbs.DigitQualityMonitor.for_dataset(config.dataset, info, seed=config.seed) if own is None else None
+    grids = os.path.join(run_dir, "samples")
+    samples = (cbs.SampleGrid(grids, n=config.sample_count, seed=config.seed, centers=centers) if quality is None
+               else cbs.QualityGrid(grids, quality, n=config.sample_count, seed=config.seed))
     hparams = cbs.flat_hparams({key: value for key, value in config.to_dict().items() if key != "description"})
     tensorboard = cbs.TensorBoard(os.path.join(run_dir, "logs"), update_freq=log_every or "epoch",
                                   images={"samples": samples}, hparams=hparams, backup=backup)
     callbacks = [
         cbs.ShuffleEpoch(epoch),
         stop_on_nan,
+        *([quality] if quality is not None else []),  # before the commit, the logs and the grid that read it
         *extra_callbacks,  # before the commit: what they add to the epoch's logs is in its history row
         tensorboard,  # before the commit: an epoch's summaries are on the disk before it is committed
         backup,
@@ -265,6 +270,9 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
     with dtype_policy(config.mixed_precision):
         with strategy.scope():
             model = build_model(build_config, info)
+        alarm = overfitting_alarm(config, model, own)
+        if alarm is not None:  # before the logs that record r_t and r_held: TensorBoard, the commit
+            callbacks.insert(callbacks.index(tensorboard), alarm)
         if "reconstruct" in model.operations:
             images, labels = held_out_images(config) if own is None else own.examples()
             reconstructions = cbs.ReconstructionGrid(os.path.join(run_dir, "reconstructions"), images, labels)
@@ -302,26 +310,59 @@ def train_run(config, run_dir, resume=False, overwrite=False, verbose=None, extr
     )
 
 
-def held_out_images(config, n=32):
-    """``n`` fixed real images (and labels, or None) for the reconstruction grid: from the dataset's test split,
-    or from its training data when it has no test split."""
+def real_images(config, split, n):
+    """Up to ``n`` real images of ``split`` of the config's dataset, drawn with its seed, and their labels (or None),
+    as NumPy arrays; None when the dataset has no such split."""
     import numpy as np
 
     from keras_gen import data as data_lib
 
+    try:
+        dataset = data_lib.load_dataset(
+            config.dataset, split=split, batch_size=n, seed=config.seed, drop_remainder=False,
+            data_dir=config.data_dir, image_size=config.image_size, channels=config.channels,
+            center_crop=config.center_crop,
+        )
+    except (ValueError, KeyError):
+        return None
+    batch = next(iter(dataset))
+    images, labels = batch if isinstance(batch, tuple) else (batch, None)
+    return np.asarray(images), None if labels is None else np.asarray(labels)
+
+
+def held_out_images(config, n=32):
+    """``n`` fixed real images (and labels, or None) for the reconstruction grid: from the dataset's test split,
+    or from its training data when it has no test split."""
     for split in ("test", "train"):
-        try:
-            dataset = data_lib.load_dataset(
-                config.dataset, split=split, batch_size=n, seed=config.seed, drop_remainder=False,
-                data_dir=config.data_dir, image_size=config.image_size, channels=config.channels,
-                center_crop=config.center_crop,
-            )
-        except (ValueError, KeyError):
-            continue
-        batch = next(iter(dataset))
-        images, labels = batch if isinstance(batch, tuple) else (batch, None)
-        return np.asarray(images), None if labels is None else np.asarray(labels)
+        found = real_images(config, split, n)
+        if found is not None:
+            return found
     raise ValueError(f"Dataset {config.dataset!r} has no images to reconstruct.")
+
+
+def overfitting_alarm(config, model, own=None, n=500):
+    """The `DiscriminatorOverfittingAlarm` of a GAN run on images: ``n`` training images against ``n`` of the test
+    split where the dataset has one (an image folder, or your own data, has none: then ``r_t`` alone decides, from
+    `keras_gen.callbacks.DiscriminatorOverfittingAlarm.ALONE_THRESHOLD`). None for models without a discriminator
+    and for points."""
+    from keras_gen import callbacks as cbs
+
+    if getattr(model, "discriminator", None) is None or len(getattr(model, "sample_shape", ())) != 3:
+        return None
+    train = own.examples(n) if own is not None else real_images(config, "train", n)
+    held = None if own is not None else real_images(config, "test", n)
+    conditional = getattr(model, "num_classes", None) is not None
+
+    def part(found):
+        if found is None:
+            return None
+        return (found[0], found[1]) if conditional else found[0]
+
+    held = part(held)
+    threshold = (cbs.DiscriminatorOverfittingAlarm.DEFAULT_THRESHOLD if held is not None
+                 else cbs.DiscriminatorOverfittingAlarm.ALONE_THRESHOLD)
+    return cbs.DiscriminatorOverfittingAlarm(part(train), held_out=held, n=n, batch_size=config.batch_size,
+                                             threshold=threshold, seed=config.seed)
 
 
 def _safe_mode_refusal(exc):

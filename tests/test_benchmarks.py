@@ -227,3 +227,79 @@ def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path, capsys):
             bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / bad), "--out",
                         str(tmp_path / "bad.json")])
     assert not any((tmp_path / f).exists() for f in ("twice.json", "mixed.json", "bad.json"))
+
+
+# ------------------------------------------------------------------------------------ mixtures not tuned on
+def test_mode_collapse_scores_a_named_mixture_as_evaluate_scores_its_builtin():
+    """``ring2d:K=8`` is ``ring2d`` by another name: mode_collapse.py scores it without `evaluate` (which knows the
+    modes of the builtins only) and gets what `evaluate` gets for ``ring2d`` on the same samples."""
+    from tests.helpers import ArraySampler
+
+    bench = load_script("mode_collapse")
+    x, _ = data.load_arrays("ring2d", "train", num_samples=500)
+    x[:300] += 0.05  # most samples off their mode (5 sigma in each coordinate)
+    sampler = ArraySampler(x)
+    builtin = bench.score(sampler, "ring2d", 500, 0)
+    named = bench.score(sampler, "ring2d:K=8", 500, 0)
+    angles = 2 * np.pi * np.arange(8) / 8
+    centers = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (8, 2)
+    nearest = np.linalg.norm(x[:, None] - centers[None], axis=-1).min(axis=1)  # (500,)
+    assert named == builtin and named["high_quality"] == pytest.approx(np.mean(nearest <= 0.03))
+    assert 0.35 < named["high_quality"] <= 0.4
+
+
+def test_mixture_robustness_quick_run(tmp_path, capsys):
+    """One epoch of ring2d on two mixtures it was not tuned on: a row each against its layout's goal with its own
+    number of modes, beside the mixture's own test points scored the same way."""
+    bench = load_script("mixture_robustness")
+    out = tmp_path / "robustness.json"
+    mixtures = ["ring2d:K=12,r=2,sigma=0.02", "ring2d:D=10,noise=0.001", "grid2d:K=16"]  # the grid has no preset here
+    assert bench.main(["--quick", "--presets", "ring2d", "--mixtures", *mixtures, "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = report["results"]
+    assert list(rows) == ["ring2d @ ring2d:K=12,r=2,sigma=0.02", "ring2d @ ring2d:D=10,noise=0.001"]
+    twelve, embedded = rows.values()
+    assert twelve["num_modes"] == 12 and twelve["goal"] == {"modes": 12.0, "high_quality": 0.98, "reverse_kl": 0.02}
+    assert embedded["num_modes"] == 8 and len(embedded["runs"][0]["counts"]) == 8 and embedded["epochs"] == 1
+    assert twelve["goal_met"] is False  # one epoch does not make a ring
+    # The data itself: every mode; within 3 sigma ~98.9% in 2-D (1 - exp(-4.5)), a little less with the noise
+    # across the plane in 10-D (its variance adds 8 (sigma / 10)^2 to the squared distance).
+    for mixture, modes in (("ring2d:K=12,r=2,sigma=0.02", 12), ("ring2d:D=10,noise=0.001", 8)):
+        real = report["calibration"][mixture]
+        assert real["modes"] == modes and 0.975 < real["high_quality"] < 0.995, real
+    assert "| ring2d | `ring2d:K=12,r=2,sigma=0.02` | " in report["table"] and " of 12 | " in report["table"]
+    assert report["table"] in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="'K=x' is not a parameter|K='x' is not an integer"):
+        bench.main(["--quick", "--mixtures", "ring2d:K=x", "--out", str(tmp_path / "bad.json")])
+    with pytest.raises(SystemExit, match="Unknown mixture preset 'dcgan'"):
+        bench.main(["--quick", "--presets", "dcgan", "--out", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "bad.json").exists()
+
+
+# ------------------------------------------------------------------------------------------------ small data
+def test_small_data_quick_run(tmp_path, capsys):
+    """Two sizes, with and without DiffAugment, a few steps each: every run is scored and watched by the alarm,
+    the training digits are class-balanced, and the goal's share of the FID gap is the one computed here."""
+    bench = load_script("small_data")
+    digits = bench.training_digits(30)
+    x, y = data.load_arrays("mnist", "train")
+    expected = np.concatenate([x[np.flatnonzero(y == d)[:3]] for d in range(10)])
+    np.testing.assert_array_equal(digits, expected)
+    out = tmp_path / "small_data.json"
+    assert bench.main(["--sizes", "50,100", "--seeds", "1", "--steps", "4", "--checks", "2", "--samples", "100",
+                       "--width", "8", "--batch-size", "16", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    runs = report["runs"]
+    assert [(r["size"], r["augment"]) for r in runs] == [
+        (50, None), (50, "color,translation,cutout"), (100, None), (100, "color,translation,cutout")]
+    for run in runs:
+        assert np.isfinite(run["fid"]) and 0 <= run["confident"] <= 1 and -1 <= run["r_t"] <= 1
+    fid = {(r["size"], r["augment"]): r["fid"] for r in runs}
+    gap = fid[(50, None)] - fid[(100, None)]
+    closed = (fid[(50, None)] - fid[(50, "color,translation,cutout")]) / gap if gap > 0 else None
+    assert report["goal"]["closed"] == (pytest.approx(closed) if closed is not None else None)
+    assert 0.5 < report["real_confident"] <= 1
+    assert report["table"] in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "55", "--out", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "bad.json").exists()

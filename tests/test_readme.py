@@ -18,7 +18,8 @@ OWN_PAGES = ("README.md", "docs/README.md", "docs/numerics.md", "docs/export.md"
              "benchmarks/README.md", "benchmarks/published/README.md", "experiments/README.md",
              "experiments/published/README.md")
 # What benchmarks/ keeps: the product benchmarks. Studies live in experiments/.
-BENCHMARKS = {"train_throughput", "sampling", "serving", "likelihood", "input_pipeline", "mode_collapse", "r1_cost"}
+BENCHMARKS = {"train_throughput", "sampling", "serving", "likelihood", "input_pipeline", "mode_collapse", "r1_cost",
+              "small_data", "mixture_robustness"}
 STUDIES = {"stacked_digits", "stacked_mnist_sweep", "r1_read_order"}
 
 

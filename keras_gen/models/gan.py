@@ -6,6 +6,7 @@ import copy
 import keras
 from keras import ops
 
+from keras_gen import augment as augment_lib
 from keras_gen import checks
 from keras_gen import losses as losses_lib
 from keras_gen.latent_spec import LatentSpec
@@ -81,10 +82,16 @@ class GAN(GenerativeModel):
     Each `train_step` does ``d_steps`` discriminator updates, then one generator update:
 
         for k in 1..d_steps:                      # fresh z each time, the same real batch
-            L_D = d_loss(D(x), D(G(z))) + lambda_gp * GP + gamma / 2 * R1
+            L_D = d_loss(D(T(x)), D(T'(G(z)))) + lambda_gp * GP + gamma / 2 * R1
             theta_D -= grad L_D                   # then clip theta_D to [-c, c] if clip_value
-        L_G = g_loss(D(G(z)))
+        L_G = g_loss(D(T''(G(z))))
         theta_G -= grad L_G
+
+    ``T``, ``T'``, ``T''`` are the identity unless ``augment`` names a DiffAugment policy (Zhao et al. 2020,
+    https://arxiv.org/abs/2006.10738; `keras_gen.augment`): then each is a fresh draw of its random, differentiable
+    transformations, independent for the real and the generated batch, and the generator's gradient flows through
+    ``T''``. The penalties look at what the discriminator sees: R1 at ``T(x)`` and the gradient penalty between
+    ``T(x)`` and ``T'(G(z))`` (docs/small_data.md says why).
 
     The loss is a name from `keras_gen.losses.LOSSES` (``"minimax"``, ``"non_saturating"``, ``"least_squares"``,
     ``"hinge"``, ``"wasserstein"``) or a pair of callables ``(generator_loss, discriminator_loss)``.
@@ -120,6 +127,10 @@ class GAN(GenerativeModel):
         latent: the prior of ``z``, a `keras_gen.latent_spec.LatentSpec` (or its `to_dict`) whose network input
             has the generator's input shape; ``None`` (the default) is one standard normal part ``z``. Its parts are
             drawn in training and sampling and recorded in exports.
+        augment: a DiffAugment policy for small data: ``"color,translation,cutout"`` (any of the three,
+            comma-separated, or a list of them; `keras_gen.augment.POLICIES`), applied to the real and the generated
+            images before the discriminator in every update (and in `test_step`); ``None`` (the default) for none.
+            Images only (samples ``(H, W, C)``); docs/small_data.md says when it helps.
         standing_statistics: when `fit` (or `finalize_averages`) puts the generator optimizer's ``use_ema``
             average in place, recompute the generator's batch-norm statistics for it over this many batches of
             fresh latents (`recompute_generator_statistics`); the moving statistics training kept belong to the
@@ -147,6 +158,7 @@ class GAN(GenerativeModel):
         r1_interval=1,
         clip_value=None,
         latent=None,
+        augment=None,
         standing_statistics=0,
         seed=None,
         **kwargs,
@@ -201,6 +213,8 @@ class GAN(GenerativeModel):
                     f"generator takes ({self.latent_dim},)."
                 )
         self.sample_shape = tuple(int(s) for s in generator.outputs[0].shape[1:])
+        augment_lib.check_images(self.sample_shape, augment)
+        self.augment = augment_lib.policy_string(augment)  # canonical "color,translation,cutout", or None
         self.packing = _packing_of(discriminator)
         if self.gradient_penalty_weight or self.r1_weight:
             _warn_stock_normalization(discriminator)
@@ -277,6 +291,7 @@ class GAN(GenerativeModel):
             r1_interval=self.r1_interval,
             clip_value=self.clip_value,
             latent=None if self.latent is None else self.latent.to_dict(),
+            augment=self.augment,
             standing_statistics=self.standing_statistics,
             seed=self.seed,
         )
@@ -430,11 +445,21 @@ class GAN(GenerativeModel):
             return optimizer.dynamic_scale
         return None
 
+    def _augment(self, images):
+        """DiffAugment with the model's policy and a fresh draw from its seed (the images unchanged, and nothing
+        drawn, without ``augment``)."""
+        if self.augment is None:
+            return images
+        return augment_lib.diff_augment(images, self.augment, self.seed_generator)
+
     def _discriminator_step(self, real, labels, batch_size):
         import tensorflow as tf
 
         z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
         fake = ops.stop_gradient(self.generator(self._inputs(z, labels), training=True))
+        # What D sees: each batch augmented with its own draw; the penalties below are taken on these too.
+        real = self._augment(real)
+        fake = self._augment(fake)
         logs = {}
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(self._inputs(real, labels), training=True)
@@ -477,7 +502,7 @@ class GAN(GenerativeModel):
 
         z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
         with tf.GradientTape() as tape:
-            fake = self.generator(self._inputs(z, labels), training=True)
+            fake = self._augment(self.generator(self._inputs(z, labels), training=True))
             fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
             g_loss = self.generator_loss_fn(ops.cast(fake_logits, "float32"))
             scaled = scaled_loss(self.g_optimizer, g_loss)
@@ -520,11 +545,13 @@ class GAN(GenerativeModel):
         ]
 
     def test_step(self, data):
-        """Both losses on a batch, without updates (penalties are not evaluated)."""
+        """Both losses on a batch, without updates (penalties are not evaluated), on what the discriminator sees in
+        training (augmented images with ``augment``)."""
         real, labels = self._unpack(data)
         batch_size = ops.shape(real)[0]
         z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
         fake = self.generator(self._inputs(z, labels), training=False)
+        real, fake = self._augment(real), self._augment(fake)
         real_logits = ops.cast(self.discriminator(self._inputs(real, labels), training=False), "float32")
         fake_logits = ops.cast(self.discriminator(self._inputs(fake, labels), training=False), "float32")
         d_loss = self.discriminator_loss_fn(real_logits, fake_logits)
