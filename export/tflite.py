@@ -153,8 +153,14 @@ class TFLiteRunner:
     def __init__(self, path, num_threads=2):
         from ai_edge_litert.interpreter import Interpreter
 
+        from keras_gen.files import cpp_logs_hidden, stderr_discarded
+
         self.path = os.fspath(path)
         self.interpreter = Interpreter(model_path=self.path, num_threads=num_threads)
+        # The first allocation applies LiteRT's default XNNPACK delegate, which logs "INFO: Created TensorFlow Lite
+        # XNNPACK delegate for CPU." once a process: kept out of the way with TensorFlow's informational lines.
+        with stderr_discarded(cpp_logs_hidden()):
+            self.interpreter.allocate_tensors()
         self._signatures = self.interpreter.get_signature_list()
         self._runners = {}
 

@@ -21,7 +21,6 @@ TensorFlow; a command that needs it imports it when it runs (`_start_tensorflow`
 """
 
 import argparse
-import contextlib
 import os
 import sys
 
@@ -32,25 +31,6 @@ METRIC_NAMES = ("fid", "kid", "is", "pr", "coverage", "quality")
 (tests/test_cli.py checks that the two agree)."""
 
 _LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
-
-
-@contextlib.contextmanager
-def _stderr_discarded():
-    """Points file descriptor 2 at the null device for the block: what C++ code writes there is dropped."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to redirect
-        yield
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 def _start_tensorflow(verbose=False):
@@ -70,7 +50,9 @@ def _start_tensorflow(verbose=False):
     if level.strip() in ("", "0"):
         import tensorflow  # noqa: F401
         return
-    with _stderr_discarded():
+    from keras_gen.files import stderr_discarded
+
+    with stderr_discarded():
         import tensorflow  # noqa: F401
 
 

@@ -1,11 +1,43 @@
 """Files the package writes whole or not at all: `atomic_write` (a temporary name, then a rename) and `write_json`,
-the one JSON writer of configs, dataset descriptions, reports and classifier records."""
+the one JSON writer of configs, dataset descriptions, reports and classifier records; and `stderr_discarded`, which
+drops what C++ libraries write to file descriptor 2 for a block."""
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 
-__all__ = ["atomic_write", "write_json"]
+__all__ = ["atomic_write", "write_json", "stderr_discarded", "cpp_logs_hidden"]
+
+
+@contextlib.contextmanager
+def stderr_discarded(discard=True):
+    """Points file descriptor 2 at the null device for the block (when ``discard``): what C++ code writes there is
+    dropped. Python's own ``sys.stderr`` is flushed first, so nothing written before the block is lost."""
+    if not discard:
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to redirect
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def cpp_logs_hidden():
+    """Whether ``TF_CPP_MIN_LOG_LEVEL`` hides informational C++ log lines (set and not 0), as `keras-gen` sets it
+    unless asked for them: the libraries beside TensorFlow that log on their own (LiteRT) are then kept as quiet."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip() not in ("", "0")
 
 
 def _read_umask():

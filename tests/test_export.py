@@ -608,3 +608,21 @@ def test_onnx_runner_makes_one_session_per_endpoint_under_concurrent_first_use(u
     for thread in threads:
         thread.join(120)
     assert len(sessions) == 8 and len({id(s) for s in sessions}) == 1
+
+
+def test_the_tflite_runner_keeps_litert_quiet_with_tensorflows_log_level(uncond):
+    """LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." when it first runs a model: hidden as
+    TensorFlow's informational lines are (``TF_CPP_MIN_LOG_LEVEL`` set, as `keras-gen` sets it), shown at level 0."""
+    _, result = uncond
+    script = ("import sys, numpy as np\nfrom keras_gen.export.tflite import TFLiteRunner\n"
+              "runner = TFLiteRunner(sys.argv[1])\n"
+              "print(runner('generate', {'z': np.zeros((1, 8), np.float32)})['images'].shape)\n")
+    file = os.path.join(result.path, "tflite", "model_fp32.tflite")
+    outputs = {}
+    for level in ("3", "0"):
+        result = subprocess.run([sys.executable, "-c", script, file], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": level})
+        assert result.returncode == 0, result.stderr
+        outputs[level] = result
+    assert "XNNPACK" not in outputs["3"].stderr and "(1, " in outputs["3"].stdout
+    assert "XNNPACK delegate" in outputs["0"].stderr
