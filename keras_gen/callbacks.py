@@ -1043,7 +1043,8 @@ class DiscriminatorOverfittingAlarm(keras.callbacks.Callback):
     into the epoch's ``logs`` as ``r_t`` and ``r_held`` (carried over on epochs they are not computed), so a
     `keras.callbacks.CSVLogger` placed *after* this callback records them.
 
-    The alarm: ``r_t >= threshold`` and, with held-out images, ``r_t - r_held >= gap``. It warns once
+    The alarm: ``r_t >= threshold`` and, with held-out images, ``r_t - r_held >= gap`` (never with ``threshold=None``:
+    the values are logged, nothing is judged). It warns once
     (``warnings.warn`` and a printed line, naming what to try) until the condition clears; ``alarms`` lists
     ``(epoch, r_t, r_held)`` of every warning. Without held-out images only ``r_t`` decides, which also rises on a
     healthy run whose discriminator is ahead for a while: hold out some images where you can.
@@ -1054,7 +1055,8 @@ class DiscriminatorOverfittingAlarm(keras.callbacks.Callback):
         every: score every ``every`` epochs (>= 1).
         n: images scored from each set (all of a smaller set): a fixed random subset drawn with ``seed``.
         batch_size: images per discriminator call (use the training batch size: batch statistics depend on it).
-        threshold: the ``r_t`` from which the discriminator counts as sure of its training images.
+        threshold: the ``r_t`` from which the discriminator counts as sure of its training images, or None for no
+            alarm.
         gap: how far ``r_held`` must fall below ``r_t`` (with held-out images).
         seed: seed of the subsets and of the augmentation's draws.
         stream: where the line is printed (default stderr).
@@ -1067,8 +1069,10 @@ class DiscriminatorOverfittingAlarm(keras.callbacks.Callback):
 
     DEFAULT_THRESHOLD = 0.8
     """``threshold`` with held-out images (the gap decides with it)."""
-    ALONE_THRESHOLD = 0.95
-    """The ``threshold`` `keras-gen train` uses without held-out images (an image folder): PLACEHOLDER."""
+    ALONE_THRESHOLD = None
+    """The ``threshold`` `keras-gen train` uses without held-out images (an image folder): none, ``r_t`` is only
+    logged. ``r_t`` alone does not separate memorizing from winning: a healthy run on all 4,500 MNIST training digits
+    read r_t 0.99 (and 0.96 on held-out digits) where memorized 500 read 0.97-1.00 (docs/small_data.md)."""
 
     def __init__(self, images, held_out=None, every=1, n=500, batch_size=64, threshold=DEFAULT_THRESHOLD, gap=0.3,
                  seed=0, stream=None):
@@ -1077,7 +1081,8 @@ class DiscriminatorOverfittingAlarm(keras.callbacks.Callback):
         checks.integer(n, "n", 1)
         checks.integer(batch_size, "batch_size", 1)
         checks.integer(seed, "seed", 0)
-        for name, value, low, high in (("threshold", threshold, -1, 1), ("gap", gap, 0, 2)):
+        bounded = [("gap", gap, 0, 2)] + ([] if threshold is None else [("threshold", threshold, -1, 1)])
+        for name, value, low, high in bounded:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
                 raise ValueError(f"`{name}` must be a number in ({low}, {high}], got {value!r}.")
         self.images = self._subset(images, "images", n, seed)
@@ -1090,7 +1095,7 @@ class DiscriminatorOverfittingAlarm(keras.callbacks.Callback):
         self.every = every
         self.n = n
         self.batch_size = batch_size
-        self.threshold = float(threshold)
+        self.threshold = None if threshold is None else float(threshold)
         self.gap = float(gap)
         self.seed = seed
         self.stream = stream
@@ -1169,6 +1174,8 @@ class DiscriminatorOverfittingAlarm(keras.callbacks.Callback):
 
     def overfitting(self, r_t, r_held):
         """Whether ``(r_t, r_held)`` raises the alarm."""
+        if self.threshold is None:
+            return False
         return r_t >= self.threshold and (r_held is None or r_t - r_held >= self.gap)
 
     def _check(self, epoch, r_t, r_held, logs):

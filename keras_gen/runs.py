@@ -342,9 +342,9 @@ def held_out_images(config, n=32):
 
 def overfitting_alarm(config, model, own=None, n=500):
     """The `DiscriminatorOverfittingAlarm` of a GAN run on images: ``n`` training images against ``n`` of the test
-    split where the dataset has one (an image folder, or your own data, has none: then ``r_t`` alone decides, from
-    `keras_gen.callbacks.DiscriminatorOverfittingAlarm.ALONE_THRESHOLD`). None for models without a discriminator
-    and for points."""
+    split where the dataset has one. An image folder, or your own data, has none: ``r_t`` is then logged with
+    `keras_gen.callbacks.DiscriminatorOverfittingAlarm.ALONE_THRESHOLD` (no alarm). None for models without a
+    discriminator and for points."""
     from keras_gen import callbacks as cbs
 
     if getattr(model, "discriminator", None) is None or len(getattr(model, "sample_shape", ())) != 3:

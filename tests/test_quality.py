@@ -328,6 +328,10 @@ def test_a_folder_run_watches_r_t_alone_and_a_vae_run_nothing(tmp_path):
     train_run(folder, tmp_path / "gan", verbose=0)
     row = _history(tmp_path / "gan")[0]
     assert -1 <= float(row["r_t"]) <= 1 and "r_held" not in row
+    from keras_gen.runs import overfitting_alarm
+
+    alarm = overfitting_alarm(folder, presets.build_model(folder))
+    assert alarm.held_out is None and alarm.threshold is None and not alarm.overfitting(1.0, None)
     vae = presets.get_config("vae", dataset="digits", epochs=1, batch_size=256)
     train_run(vae, tmp_path / "vae", verbose=0)
     assert not {"r_t", "r_held"} & set(_history(tmp_path / "vae")[0])
