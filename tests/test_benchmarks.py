@@ -296,10 +296,21 @@ def test_small_data_quick_run(tmp_path, capsys):
         assert np.isfinite(run["fid"]) and 0 <= run["confident"] <= 1 and -1 <= run["r_t"] <= 1
     fid = {(r["size"], r["augment"]): r["fid"] for r in runs}
     gap = fid[(50, None)] - fid[(100, None)]
-    closed = (fid[(50, None)] - fid[(50, "color,translation,cutout")]) / gap if gap > 0 else None
+    closed = (fid[(50, None)] - fid[(50, "color,translation,cutout")]) / gap if gap > 0 else None  # 1 seed: no spread
     assert report["goal"]["closed"] == (pytest.approx(closed) if closed is not None else None)
     assert 0.5 < report["real_confident"] <= 1
     assert report["table"] in capsys.readouterr().out
+    # --rescore recomputes the goal from the runs alone: a gap within the seeds' spread is no gap.
+    for run in runs:
+        run["fid"] = {(50, None): 60.0, (100, None): 58.0}.get((run["size"], run["augment"]), 59.0)
+    runs += [{**run, "seed": 1, "fid": run["fid"] + (3.0 if run["augment"] is None else 0.0)} for run in runs]
+    (tmp_path / "edited.json").write_text(json.dumps({**report, "runs": runs}))
+    assert bench.main(["--rescore", str(tmp_path / "edited.json"), "--out", str(tmp_path / "rescored.json")]) == 0
+    rescored = json.loads((tmp_path / "rescored.json").read_text())
+    # FIDs 60 and 63 at 50 digits, 58 and 61 at 100: gap 2, spread 1.5 + 1.5 = 3.
+    assert rescored["goal"]["gap"] == pytest.approx(2.0) and rescored["goal"]["noise"] == pytest.approx(3.0)
+    assert rescored["goal"]["closed"] is None and "no gap to close" in rescored["table"]
+    assert rescored["environment"] == report["environment"] and "--rescore" in rescored["rescored"]["command"]
     with pytest.raises(SystemExit):
         bench.main(["--sizes", "55", "--out", str(tmp_path / "bad.json")])
     assert not (tmp_path / "bad.json").exists()
