@@ -151,18 +151,10 @@ STACKED_KEYS = ("modes", "kl", "channel_kl", "channel_counts")
 
 
 def score(model, dataset, n, seed):
-    """The coverage scores of ``n`` samples of ``model`` (drawn from fixed latents: training's RNG is untouched).
+    """The coverage scores of ``n`` samples of ``model`` (drawn from fixed latents: training's RNG is untouched);
+    ``dataset`` may be a mixture named with parameters (``"ring2d:K=12"``, `keras_gen.data.mixture_modes`)."""
+    from keras_gen.metrics import evaluate
 
-    A Gaussian mixture named with parameters (``"ring2d:K=12"``, `keras_gen.data.mixture_modes`) is scored as
-    `evaluate` scores ``ring2d``: `mode_coverage` of the same `generate_samples` draw."""
-    from keras_gen import data
-    from keras_gen.metrics import evaluate, generate_samples, mode_coverage
-
-    if dataset not in DATASETS:  # a mixture with parameters, which `evaluate` does not know the modes of
-        centers, sigma = data.mixture_modes(dataset)
-        coverage = mode_coverage(generate_samples(model, n, seed, progress=False), centers, sigma)
-        coverage["reverse_kl"] = _strict(coverage["reverse_kl"])  # NaN (no high-quality sample) -> None
-        return {"num_samples": n, **{k: coverage[k] for k in ("modes", "high_quality", "reverse_kl", "counts")}}
     result = evaluate(model, ["coverage"], dataset=dataset, n=n, seed=seed, progress=False)
     coverage = result["metrics"]["coverage"]
     keys = ("modes", "high_quality", "reverse_kl", "counts") if "high_quality" in coverage else STACKED_KEYS

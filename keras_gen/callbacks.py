@@ -1203,6 +1203,15 @@ class DiscriminatorOverfittingAlarm(keras.callbacks.Callback):
 
 
 # ---------------------------------------------------------------------------------------------------- digit quality
+def _as_saved(model):
+    """A context in which ``model`` samples as the run will save it: with the generator's weight average
+    (``GAN.averaged_weights``) where the model keeps one, else as it is."""
+    import contextlib
+
+    keeps = getattr(model, "averaged_weights", None) is not None and getattr(model, "keeps_generator_average", False)
+    return model.averaged_weights() if keeps else contextlib.nullcontext()
+
+
 class DigitQualityMonitor(keras.callbacks.Callback):
     """Scores the generator's digits every ``every`` epochs (and after the last) and adds the score to the epoch's
     logs, so that history.csv and TensorBoard (``epoch_quality_confident``, ...) hold it.
@@ -1292,11 +1301,7 @@ class DigitQualityMonitor(keras.callbacks.Callback):
     def score(self):
         """The digit quality of the current model: ``n`` samples from the fixed seed (with the generator's weight
         average when the model keeps one), or None when they are not finite."""
-        import contextlib
-
-        averaged = getattr(self.model, "averaged_weights", None)
-        keeps = averaged is not None and getattr(self.model, "keeps_generator_average", False)
-        with averaged() if keeps else contextlib.nullcontext():
+        with _as_saved(self.model):
             samples = self.model.generate(self.n, seed=self.seed)
         if not np.all(np.isfinite(samples)):
             return None
@@ -1348,13 +1353,9 @@ class QualityGrid(SampleGrid):
 
     def write(self, path):
         """Generates from the fixed latents, writes the grid to ``path`` and adds the caption under it."""
-        import contextlib
-
         from keras_gen.images import add_caption
 
-        averaged = getattr(self.model, "averaged_weights", None)
-        keeps = averaged is not None and getattr(self.model, "keeps_generator_average", False)
-        with averaged() if keeps else contextlib.nullcontext():
+        with _as_saved(self.model):
             path = super().write(path)
         caption = self.monitor.caption()
         if path and caption:

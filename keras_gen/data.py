@@ -41,6 +41,7 @@ __all__ = [
     "load_arrays",
     "load_dataset",
     "mixture_modes",
+    "is_mixture",
     "shuffled_batches",
 ]
 
@@ -119,7 +120,7 @@ def _resolve(name):
         return "folder", os.path.abspath(name)
     if not isinstance(name, str) or not name:
         raise ValueError(f"`name` must be a non-empty string or path, got {name!r}. " + _unknown_name_message(name))
-    if name in BUILTIN_DATASETS or _is_mixture(name):
+    if name in BUILTIN_DATASETS or is_mixture(name):
         return "builtin", name
     if name.startswith("tfds:"):
         tfds_name = name[len("tfds:"):]
@@ -187,7 +188,7 @@ _MIXTURE_NAME_HELP = (
 )
 
 
-def _is_mixture(name):
+def is_mixture(name):
     """Whether ``name`` names a Gaussian mixture (``"ring2d"``, or ``"ring2d:K=12,..."``: raises on bad parameters)."""
     if name in _MIXTURES:
         return True
@@ -323,7 +324,7 @@ def _builtin_arrays(name, split, num_samples, seed):
         x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         if split != "all":
             return _read_only(x, y)
-    elif _is_mixture(name):
+    elif is_mixture(name):
         seed = _DEFAULT_DATA_SEED if seed is None else seed
         if split == "all":
             parts = [_sample_mixture(name, s, _MIXTURE_SIZES[s], seed) for s in ("train", "test")]
@@ -348,7 +349,7 @@ def _validated_builtin_arrays(name, split, num_samples, seed):
     _check_split(split, _BUILTIN_SPLITS, name)
     num_samples = checks.integer(num_samples, "num_samples", 1, allow_none=True)
     seed = checks.integer(seed, "seed", 0, allow_none=True)
-    if seed is not None and name not in _GENERATED and not _is_mixture(name):
+    if seed is not None and name not in _GENERATED and not is_mixture(name):
         raise ValueError(
             f"`seed`={seed!r} only applies to the generated datasets {_GENERATED}; the splits of {name!r} are fixed."
         )
@@ -424,7 +425,7 @@ def mixture_modes(name):
         >>> centers, sigma = mixture_modes("grid2d")  # (25, 2), 0.05
         >>> centers, sigma = mixture_modes("ring2d:K=12,r=2,sigma=0.02,D=10")  # (12, 10), 0.02
     """
-    if not _is_mixture(name):
+    if not is_mixture(name):
         raise ValueError(f"{name!r} is not a Gaussian mixture; {_MIXTURE_NAME_HELP}.")
     centers, sigma, _, _ = _mixture_spec(name)
     return centers.astype(np.float32), float(sigma)
@@ -918,7 +919,7 @@ def _builtin_info(name, image_size):
             "value_range": (-1.0, 1.0),
             "splits": {**sizes, "all": sum(sizes.values())},
         }
-    if _is_mixture(name):
+    if is_mixture(name):
         if image_size is not None:
             raise ValueError(f"`image_size` does not apply to the 2-D point dataset {name!r}, got {image_size!r}.")
         centers, _, _, _ = _mixture_spec(name)
@@ -1219,7 +1220,7 @@ def load_dataset(
         for argname, value in (("data_dir", data_dir), ("download", download)):
             if value not in (None, False):
                 raise ValueError(_tfds_only_message(argname, value, resolved))
-        if image_size is not None and _is_mixture(resolved):
+        if image_size is not None and is_mixture(resolved):
             raise ValueError(f"`image_size` does not apply to the 2-D point dataset {resolved!r}, got {image_size!r}.")
         if resolved == "stacked_mnist":
             # 50,000 x 28x28x3 floats are 470 MB: shuffle index triples, gather the images after the shuffle.

@@ -59,7 +59,6 @@ METRICS = ("fid", "kid", "is", "pr", "coverage", "quality")
 EXTRACTORS = ("auto", "classifier", "inception", "identity")
 
 DIGIT_DATASETS = ("mnist", "digits", "stacked_mnist")
-_MIXTURES = ("ring2d", "grid2d")
 _DEFAULT_N = {"points": 2_500, "stacked_mnist": 26_000, "image": 5_000}
 
 
@@ -287,7 +286,7 @@ def applicable_metrics(dataset, info=None, extractor="auto"):
 
     info = info or data.dataset_info(dataset)
     if info["kind"] == "points":
-        return ("fid", "kid", "pr", "coverage") if dataset in _MIXTURES else ("fid", "kid", "pr")
+        return ("fid", "kid", "pr", "coverage") if data.is_mixture(dataset) else ("fid", "kid", "pr")
     if dataset in DIGIT_DATASETS and extractor in ("auto", "classifier"):
         return METRICS
     return ("fid", "kid", "pr")
