@@ -75,16 +75,29 @@ def _is_accurate_root(root, matrix, rtol=1e-6):
     return float(np.max(np.abs(root @ root - matrix))) <= rtol * scale
 
 
+def _imaginary_part(root):
+    """None when ``root`` is real up to round-off (its diagonal's imaginary parts within 1e-3, relative to the
+    largest real diagonal entry when that is above 1); else ``(largest imaginary entry, tolerance)``."""
+    if not np.iscomplexobj(root):
+        return None
+    diagonal = np.diagonal(root)
+    tolerance = 1e-3 * max(1.0, float(np.max(np.abs(diagonal.real))))
+    if np.allclose(diagonal.imag, 0.0, atol=tolerance):
+        return None
+    return float(np.max(np.abs(root.imag))), tolerance
+
+
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
     """Fréchet (2-Wasserstein) distance between two Gaussians N(mu1, sigma1) and N(mu2, sigma2).
 
     ``d^2 = ||mu1 - mu2||^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr((sigma1 sigma2)^(1/2))``, with the matrix square root
     from `scipy.linalg.sqrtm`. As in pytorch-fid / TTUR: if the product is singular so that the square root is
     not finite, `eps * I` is added to both covariances and the root is recomputed. Here the same is done when the
-    root is finite but not a root (its square off by more than 1e-6 of the product's largest entry), and SciPy's
-    warning on a singular product is not passed on: such products (dead features, fewer samples than
-    dimensions) often have an exact root, which is then used as it is. A small imaginary part left
-    by round-off is dropped, and a large one raises (the covariances are then not positive semi-definite).
+    root is finite but not a root (its square off by more than 1e-6 of the product's largest entry) or has a large
+    imaginary part, and SciPy's warning on a singular product is not passed on: such products (dead features,
+    fewer samples than dimensions) often have an exact root, which is then used as it is. A small imaginary part
+    left by round-off is dropped, and a large one that the offset does not remove raises (the covariances are
+    then not positive semi-definite).
     The "large" threshold is 1e-3 on the diagonal, relative to the largest real diagonal entry when that is
     above 1 (the reference uses an absolute 1e-3, which mis-fires on features of large scale).
 
@@ -132,8 +145,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
         # root is checked below instead, as pytorch-fid's `disp=False` leaves it to the caller.
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean = linalg.sqrtm(product)  # (D, D), possibly complex
-    if not _is_accurate_root(covmean, product):
-        # Singular product whose root is not finite or not a root: regularise as the reference implementation does.
+    if not _is_accurate_root(covmean, product) or _imaginary_part(covmean) is not None:
+        # Singular product whose root is not finite, not a root, or complex beyond round-off (SciPy >= 1.16 can
+        # return such a root of a rank-deficient product; its imaginary parts cancel in its square but not always on
+        # its diagonal): regularise as the reference implementation does.
         offset = np.eye(dim) * eps
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
         if not np.all(np.isfinite(covmean)):
@@ -141,16 +156,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
                 f"The matrix square root of sigma1 @ sigma2 is not finite even with eps={eps} added to the "
                 "diagonals; try a larger `eps` or check the covariances for NaN/inf."
             )
-    if np.iscomplexobj(covmean):
-        diagonal = np.diagonal(covmean)
-        tolerance = 1e-3 * max(1.0, float(np.max(np.abs(diagonal.real))))
-        if not np.allclose(diagonal.imag, 0.0, atol=tolerance):
-            largest = float(np.max(np.abs(covmean.imag)))
-            raise ValueError(
-                f"The matrix square root of sigma1 @ sigma2 has a large imaginary component ({largest:.3g}, "
-                f"tolerance {tolerance:.3g}); the covariances are probably not positive semi-definite."
-            )
-        covmean = covmean.real
+    imaginary = _imaginary_part(covmean)
+    if imaginary is not None:
+        largest, tolerance = imaginary
+        raise ValueError(
+            f"The matrix square root of sigma1 @ sigma2 has a large imaginary component ({largest:.3g}, "
+            f"tolerance {tolerance:.3g}); the covariances are probably not positive semi-definite."
+        )
+    covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
