@@ -20,7 +20,7 @@ import numpy as np
 
 from keras_gen import checks
 from keras_gen.files import atomic_write, write_json
-from keras_gen.images import save_image_grid, save_loss_plot, save_scatter
+from keras_gen.images import full_rows, save_image_grid, save_loss_plot, save_scatter
 
 __all__ = [
     "SampleGrid",
@@ -103,7 +103,8 @@ class SampleGrid(_EpochPNG):
     """Writes ``DIR/epoch_NNN.png`` (and ``DIR/latest.png``) from a fixed batch of latents after each epoch.
 
     The latents (and labels, for a conditional model: class ``i % K`` in column ``i % K``) are drawn once from
-    ``seed``, so successive grids show the same samples evolving. Image models get an image grid, 2-D point
+    ``seed``, so successive grids show the same samples evolving. A conditional model's grid has one column per
+    class and only full rows: ``n`` is rounded up to a multiple of its ``K`` classes (64 samples of 10 classes: 70). Image models get an image grid, 2-D point
     models a scatter plot (with the true mode centres when ``centers`` is given).
 
     Args:
@@ -123,8 +124,9 @@ class SampleGrid(_EpochPNG):
         self._labels = None
 
     def on_train_begin(self, logs=None):
-        self._z = self.model.sample_latent(self.n, seed=self.seed)
-        self._labels = self.model.check_labels(None, self.n)
+        n = full_rows(self.n, self.model.num_classes)
+        self._z = self.model.sample_latent(n, seed=self.seed)
+        self._labels = self.model.check_labels(None, n)
 
     def write(self, path):
         """Generates from the fixed latents and writes one PNG to ``path``."""

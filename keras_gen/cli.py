@@ -204,7 +204,9 @@ def build_parser():
 
     sample = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid")
     sample.add_argument("run_dir", nargs="?", help="a run folder written by `keras-gen train` (or give --server)")
-    sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    sample.add_argument("--n", type=int,
+                        help="number of samples (default 64; a conditional model's grid without --labels: rounded up "
+                        "to full rows of one column per class, 70 for 10 classes)")
     sample.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
     sample.add_argument("--labels", type=_parse_labels,
                         help="class label(s) for a conditional model: 3 or 0,1,2 (default: 0, 1, 2, ... in turn)")
@@ -445,7 +447,7 @@ def _cmd_train(args, out):
 
 def _cmd_sample(args, out):
     from keras_gen import model_kind
-    from keras_gen.images import save_image_grid, save_scatter
+    from keras_gen.images import full_rows, save_image_grid, save_scatter
     from keras_gen.runs import load_run
 
     if args.server is not None:
@@ -453,13 +455,14 @@ def _cmd_sample(args, out):
     if args.run_dir is None:
         raise ValueError("Give a run folder, or --server HOST:PORT --model NAME to sample from a server.")
     model = model_kind.require(load_run(args.run_dir, compile=False), "sample", "`keras-gen sample`")
-    samples = model.generate(args.n, labels=args.labels, seed=args.seed)
+    nrow = model.num_classes if (model.num_classes and args.labels is None and len(model.sample_shape) > 1) else None
+    n = args.n if args.n is not None else full_rows(64, nrow)
+    samples = model.generate(n, labels=args.labels, seed=args.seed)
     if len(model.sample_shape) == 1:
         path = save_scatter(samples, args.out)
     else:
-        nrow = model.num_classes if (model.num_classes and args.labels is None) else None
         path = save_image_grid(samples, args.out, nrow=nrow)
-    print(f"Wrote {args.n} samples to {path}", file=out)
+    print(f"Wrote {n} samples to {path}", file=out)
     return 0
 
 
@@ -632,6 +635,7 @@ def _sample_from_server(args, out):
     if not args.model:
         raise ValueError("--server needs --model NAME (the served model's name).")
     common = {"model": args.model, "version": args.version, "timeout": args.timeout, "retries": args.retries}
+    n = 64 if args.n is None else args.n
     if args.rest:
         client = RestSamplerClient(args.server, ca_file=args.tls_ca, **common)
     else:
@@ -639,7 +643,7 @@ def _sample_from_server(args, out):
     try:
         with client:
             images = "sample_uint8" in client.signatures()
-            samples = client.sample(args.n, seed=args.seed, labels=args.labels, uint8=images)
+            samples = client.sample(n, seed=args.seed, labels=args.labels, uint8=images)
     except ServingError as exc:
         if isinstance(exc, (ValueError, ConnectionError)):
             raise
@@ -648,7 +652,7 @@ def _sample_from_server(args, out):
         path = save_image_grid(samples, args.out, value_range=(0, 255))
     else:
         path = save_scatter(samples, args.out)
-    print(f"Wrote {args.n} samples from {args.model} at {args.server} to {path}", file=out)
+    print(f"Wrote {n} samples from {args.model} at {args.server} to {path}", file=out)
     return 0
 
 

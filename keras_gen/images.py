@@ -19,6 +19,12 @@ def to_uint8(images, value_range=(-1.0, 1.0)):
     return np.clip(np.round(images * 255.0), 0, 255).astype("uint8")
 
 
+def full_rows(n, columns):
+    """``n`` rounded up to a multiple of ``columns`` (None or 0: ``n`` as it is): a grid of that many images, one
+    column per class of a conditional model, has no partly filled last row."""
+    return -(-int(n) // columns) * columns if columns else int(n)
+
+
 def image_grid(images, nrow=None, padding=2, value_range=(-1.0, 1.0), pad_value=255):
     """Tiles ``(N, H, W, C)`` images into one ``(rows*(H+p)+p, cols*(W+p)+p, C)`` uint8 array.
 

@@ -71,6 +71,19 @@ def test_sample_grid_writes_every_epoch_from_fixed_latents(tmp_path):
                                   np.asarray(Image.open(tmp_path / "epoch_002.png")))
 
 
+def test_a_conditional_sample_grid_has_only_full_rows(tmp_path):
+    gan = small_gan(num_classes=3)
+    gan.fit(IMAGES, np.arange(16) % 3, batch_size=8, epochs=1, verbose=0,
+            callbacks=[cbs.SampleGrid(str(tmp_path), n=7, seed=1)])
+    grid = np.asarray(Image.open(tmp_path / "latest.png"))
+    cell = 8 + 2  # 8x8 images, 2 pixels of padding, upscaled to at least 256 pixels wide
+    scale = grid.shape[1] // (3 * cell + 2)
+    grid = grid[::scale, ::scale]
+    assert grid.shape == (3 * cell + 2, 3 * cell + 2)
+    # 7 samples rounded up to 9: the third row is full, its last cell (class 2) a sample, not padding.
+    assert (grid[2 * cell + 2:3 * cell, 2 * cell + 2:3 * cell] != 255).any()
+
+
 def test_sample_grid_every_n_epochs_still_writes_the_last(tmp_path):
     gan = small_gan()
     gan.fit(IMAGES, batch_size=8, epochs=3, verbose=0, callbacks=[cbs.SampleGrid(str(tmp_path), n=4, every=2)])

@@ -109,6 +109,15 @@ def test_corrupt_model_file_is_named(run_dir, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_a_conditional_grid_has_one_column_per_class_and_only_full_rows(tmp_path):
+    result = keras_gen("sample", "pretrained:cgan-mnist", "--out", tmp_path / "grid.png")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Wrote 70 samples" in result.stdout  # the default 64, rounded up to 7 rows of the 10 digits
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    assert grid.shape == (7 * 30 + 2, 10 * 30 + 2)  # 28x28 digits, 2 pixels of padding
+    assert (grid[-30:-2, -30:-2] != 255).any()  # the last cell holds a digit (a 9), not padding
+
+
 def test_bad_labels_for_an_unconditional_model(run_dir, tmp_path):
     result = keras_gen("sample", run_dir, "--labels", "1,2", "--n", 2, "--out", tmp_path / "x.png")
     assert result.returncode == 2 and "unconditional" in result.stderr
