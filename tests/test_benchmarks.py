@@ -78,19 +78,19 @@ def test_benchmark_curve_scores_epoch_n_as_an_n_epoch_run_would(tmp_path):
     scoring draws from fixed latents and leaves training's random numbers alone), and the table shows the curve."""
     bench = load_script("mode_collapse")
     common = ["--presets", "ring2d", "--seeds", "1", "--plots", str(tmp_path)]
-    bench.main(common + ["--epochs", "16", "--curve-every", "8", "--out", str(tmp_path / "long.json")])
-    bench.main(common + ["--epochs", "8", "--out", str(tmp_path / "short.json")])
+    bench.main(common + ["--epochs", "10", "--curve-every", "5", "--out", str(tmp_path / "long.json")])
+    bench.main(common + ["--epochs", "5", "--out", str(tmp_path / "short.json")])
     with open(tmp_path / "long.json") as f:
         long = json.load(f)
     with open(tmp_path / "short.json") as f:
         short = json.load(f)["results"]["ring2d"]["runs"][0]
     curve = long["results"]["ring2d"]["runs"][0]["curve"]
-    assert [point["epoch"] for point in curve] == [8, 16]
+    assert [point["epoch"] for point in curve] == [5, 10]
     assert curve[0]["high_quality"] > 0.02 and curve[0]["reverse_kl"] is not None  # a real score to compare
     for key in ("modes", "high_quality", "reverse_kl"):
         assert curve[0][key] == short[key], key
         assert curve[1][key] == long["results"]["ring2d"]["runs"][0][key], key
-    assert "| preset | seed | epoch 8 | epoch 16 |" in long["table"]
+    assert "| preset | seed | epoch 5 | epoch 10 |" in long["table"]
     assert "curve" not in short
 
 
@@ -99,7 +99,7 @@ def test_benchmark_resumes_a_run_from_its_backup(tmp_path):
     training seconds taken back); a run given more epochs resumes where its backup ends, keeps the curve up to there
     (not a point the stopped process wrote past its last backup) and records where it resumed."""
     bench = load_script("mode_collapse")
-    common = ["--presets", "ring2d", "--seeds", "1", "--curve-every", "4", "--backup", str(tmp_path / "backup"),
+    common = ["--presets", "ring2d", "--seeds", "1", "--curve-every", "2", "--backup", str(tmp_path / "backup"),
               "--plots", str(tmp_path)]
 
     def run(name, epochs):
@@ -107,20 +107,20 @@ def test_benchmark_resumes_a_run_from_its_backup(tmp_path):
         with open(tmp_path / name) as f:
             return json.load(f)["results"]["ring2d"]["runs"][0]
 
-    first = run("first.json", 8)
-    assert [point["epoch"] for point in first["curve"]] == [4, 8] and "resumed_at" not in first
-    again = run("again.json", 8)
+    first = run("first.json", 4)
+    assert [point["epoch"] for point in first["curve"]] == [2, 4] and "resumed_at" not in first
+    again = run("again.json", 4)
     for key in ("modes", "high_quality", "reverse_kl", "curve"):
         assert again[key] == first[key], key
     assert again["seconds"] == pytest.approx(first["seconds"], abs=0.5)  # not the seconds of a second training
     state = tmp_path / "backup" / "ring2d_seed0" / "curve.json"
     saved = json.loads(state.read_text())
-    assert saved["epoch"] == 8
-    saved["curve"].append({**saved["curve"][-1], "epoch": 12})  # written by a process stopped before its backup
+    assert saved["epoch"] == 4
+    saved["curve"].append({**saved["curve"][-1], "epoch": 6})  # written by a process stopped before its backup
     state.write_text(json.dumps(saved))
-    longer = run("longer.json", 12)
-    assert [point["epoch"] for point in longer["curve"]] == [4, 8, 12] and longer["curve"][:2] == first["curve"]
-    assert longer["resumed_at"] == [8] and longer["seconds"] > first["seconds"]
+    longer = run("longer.json", 6)
+    assert [point["epoch"] for point in longer["curve"]] == [2, 4, 6] and longer["curve"][:2] == first["curve"]
+    assert longer["resumed_at"] == [4] and longer["seconds"] > first["seconds"]
     assert longer["curve"][2]["seconds"] > first["curve"][1]["seconds"]
 
 
@@ -132,13 +132,13 @@ def test_benchmark_curve_also_scores_the_generator_weight_average(tmp_path, monk
     averaged = copy.deepcopy(presets.PRESETS["ring2d"])
     averaged["optimizers"]["g_optimizer"]["config"].update(use_ema=True, ema_momentum=0.99)
     monkeypatch.setitem(presets.PRESETS, "ring2d-ema", averaged)
-    bench.main(["--presets", "ring2d-ema", "--seeds", "1", "--epochs", "16", "--curve-every", "8", "--plots",
+    bench.main(["--presets", "ring2d-ema", "--seeds", "1", "--epochs", "10", "--curve-every", "5", "--plots",
                 str(tmp_path), "--out", str(tmp_path / "ema.json")])
     with open(tmp_path / "ema.json") as f:
         saved = json.load(f)
     run = saved["results"]["ring2d-ema"]["runs"][0]
     assert run["weights"] == "averaged"
-    assert [point["epoch"] for point in run["curve"]] == [8, 16]
+    assert [point["epoch"] for point in run["curve"]] == [5, 10]
     last = run["curve"][-1]
     for key in ("modes", "high_quality", "reverse_kl"):
         assert last["averaged"][key] == run[key], key
@@ -188,7 +188,7 @@ def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path, capsys):
     from keras_gen import provenance
 
     bench = load_script("mode_collapse")
-    common = ["--presets", "ring2d", "--seeds", "1", "--epochs", "8", "--plots", str(tmp_path)]
+    common = ["--presets", "ring2d", "--seeds", "1", "--epochs", "5", "--plots", str(tmp_path)]
     for seed in (0, 1):
         bench.main(common + ["--first-seed", str(seed), "--out", str(tmp_path / f"seed{seed}.json")])
     runs = [json.loads((tmp_path / f"seed{s}.json").read_text())["results"]["ring2d"]["runs"][0] for s in (0, 1)]
@@ -216,9 +216,9 @@ def test_benchmark_combine_pools_the_seeds_of_separate_runs(tmp_path, capsys):
     with pytest.raises(SystemExit, match="seed 0 is already"):
         bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "seed0.json"), "--out",
                     str(tmp_path / "twice.json")])
-    bench.main(common[:-4] + ["--epochs", "4", "--first-seed", "2", "--plots", str(tmp_path), "--out",
+    bench.main(common[:-4] + ["--epochs", "2", "--first-seed", "2", "--plots", str(tmp_path), "--out",
                               str(tmp_path / "short.json")])
-    with pytest.raises(SystemExit, match="ran 4 epochs"):
+    with pytest.raises(SystemExit, match="ran 2 epochs"):
         bench.main(["--combine", str(tmp_path / "seed0.json"), str(tmp_path / "short.json"), "--out",
                     str(tmp_path / "mixed.json")])
     (tmp_path / "broken.json").write_text("{not json")
