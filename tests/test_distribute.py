@@ -77,7 +77,8 @@ def _run_workers(out, *extra):
         for index in range(2):
             env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
             procs.append(subprocess.Popen(
-                _keras_gen_command() + ["train", "ring2d", "--strategy", "multiworker", "--out", str(out), *extra],
+                _keras_gen_command() + ["train", "ring2d", "--strategy", "multiworker", "--batch-size", "2500",
+                                        "--out", str(out), *extra],  # 20 steps an epoch
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             ))
         outputs = [p.communicate(timeout=400) for p in procs]
@@ -120,7 +121,8 @@ def test_deterministic_runs_give_bit_identical_losses(tmp_path):
     for name in ("a", "b"):
         result = subprocess.run(
             _keras_gen_command() + ["train", "wgan-gp", "--dataset", "digits", "--epochs", "2", "--deterministic",
-                                    "--seed", "7", "--out", str(tmp_path / name)],
+                                    "--seed", "7", "--set", "networks.generator.width=16",
+                                    "--set", "networks.discriminator.width=16", "--out", str(tmp_path / name)],
             capture_output=True, text=True, env=ENV, timeout=400,
         )
         assert result.returncode == 0, result.stderr[-3000:]
