@@ -37,7 +37,7 @@ bench: setup
 	$(PY) benchmarks/r1_cost.py
 	$(PY) benchmarks/input_pipeline.py
 
-# The full PacGAN-style table: 4 mixture presets x 10 seeds (~80 min here), then one seed of each stacked-MNIST
+# The full PacGAN-style table: 3 mixture presets x 10 seeds (~65 min here), then one seed of each stacked-MNIST
 # preset (~3 h).
 bench-mode-collapse: setup
 	$(PY) benchmarks/mode_collapse.py --seeds 10

@@ -93,6 +93,13 @@ def test_unknown_preset_lists_the_valid_ones():
     assert "Traceback" not in result.stderr
 
 
+def test_a_removed_preset_says_why_and_what_to_train_instead(tmp_path):
+    result = keras_gen("train", "pacgan-grid2d", "--epochs", 1, "--out", tmp_path / "run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'pacgan-grid2d' was removed" in result.stderr and "23 %" in result.stderr and "`grid2d`" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_sample_from_a_folder_that_is_not_a_run(tmp_path):
     result = keras_gen("sample", tmp_path, "--out", tmp_path / "x.png")
     assert result.returncode == 2 and "not a keras-gen run folder" in result.stderr

@@ -126,17 +126,6 @@ register_presets({
         epochs=100,
         optimizers=_mixture_optimizers(100),
     ),
-    "pacgan-grid2d": _mlp_preset(
-        "PacGAN on the 2-D grid: the grid2d networks (G and D 3 x 256), 100 epochs of Adam(1e-3, 0.5) "
-        "cosine-decayed to 1e-5, the discriminator judging 4 samples at once.",
-        "grid2d",
-        networks={
-            "generator": {"latent_dim": 2, "hidden": [256, 256, 256]},
-            "discriminator": {"hidden": [256, 256, 256], "packing": 4},
-        },
-        epochs=100,
-        optimizers=_mixture_optimizers(100),
-    ),
     "dcgan-stacked-mnist": _dcgan_preset(
         "DCGAN on stacked MNIST (three digits as the RGB channels, 1,000 modes), as in VEEGAN / PacGAN.",
         dataset="stacked_mnist",
