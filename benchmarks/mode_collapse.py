@@ -140,8 +140,8 @@ def check_presets(names):
     from keras_gen import presets
 
     for name in names:
-        if name in presets.REMOVED_PRESETS and name not in presets.PRESETS:
-            raise SystemExit(f"The preset {name!r} was removed: {presets.REMOVED_PRESETS[name]}")
+        if presets.removed_preset(name):
+            raise SystemExit(presets.removed_preset(name))
         if name not in presets.PRESETS:
             raise SystemExit(f"Unknown preset {name!r}. Valid presets: {', '.join(sorted(presets.PRESETS))}.")
         dataset = presets.PRESETS[name]["dataset"]

@@ -28,9 +28,9 @@ from keras_gen import checks
 from keras_gen.files import write_json
 
 __all__ = [
-    "PRESETS", "REMOVED_PRESETS", "FAMILIES", "RunConfig", "get_config", "list_presets", "build_model",
-    "register_family", "register_presets", "run_dir_config", "adam", "class_count", "compile_options", "optimizer",
-    "steps_per_epoch", "apply_overrides", "parse_assignment", "check_arguments", "OwnData",
+    "PRESETS", "REMOVED_PRESETS", "removed_preset", "FAMILIES", "RunConfig", "get_config", "list_presets",
+    "build_model", "register_family", "register_presets", "run_dir_config", "adam", "class_count", "compile_options",
+    "optimizer", "steps_per_epoch", "apply_overrides", "parse_assignment", "check_arguments", "OwnData",
 ]
 
 PRESETS = {}
@@ -307,14 +307,22 @@ REMOVED_PRESETS = {
 folder made from one still loads, resumes and exports: its ``config.json`` holds every field."""
 
 
+def removed_preset(preset):
+    """What to say of ``preset`` when it is a removed preset (and no preset of that name was registered since):
+    ``"The preset 'NAME' was removed: why, and what to train instead"``; otherwise None."""
+    if preset in REMOVED_PRESETS and preset not in PRESETS:
+        return f"The preset {preset!r} was removed: {REMOVED_PRESETS[preset]}"
+    return None
+
+
 def get_config(preset, **overrides):
     """The validated `RunConfig` of a preset, with field overrides (``None`` values are ignored).
 
     Raises:
         ValueError: unknown preset (the message lists the valid ones) or invalid field.
     """
-    if preset in REMOVED_PRESETS and preset not in PRESETS:
-        raise ValueError(f"The preset {preset!r} was removed: {REMOVED_PRESETS[preset]}")
+    if removed_preset(preset):
+        raise ValueError(removed_preset(preset))
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}. Valid presets: {', '.join(sorted(PRESETS))}.")
     data = copy.deepcopy(PRESETS[preset])
