@@ -104,8 +104,9 @@ class SampleGrid(_EpochPNG):
 
     The latents (and labels, for a conditional model: class ``i % K`` in column ``i % K``) are drawn once from
     ``seed``, so successive grids show the same samples evolving. A conditional model's grid has one column per
-    class and only full rows: ``n`` is rounded up to a multiple of its ``K`` classes (64 samples of 10 classes: 70). Image models get an image grid, 2-D point
-    models a scatter plot (with the true mode centres when ``centers`` is given).
+    class and only full rows: ``n`` is rounded up to a multiple of its ``K`` classes (64 samples of 10 classes: 70).
+    Image models get an image grid, 2-D point models a scatter plot (with the true mode centres when ``centers`` is
+    given).
 
     Args:
         directory: where the PNGs go.
