@@ -86,8 +86,8 @@ def plan(preset_names, mixture_names=None, quick=False):
 
     pairs = []
     for name in preset_names:
-        if presets.removed_preset(name):
-            raise SystemExit(presets.removed_preset(name))
+        if message := presets.removed_preset(name):
+            raise SystemExit(message)
         if name not in presets.PRESETS or presets.PRESETS[name]["dataset"] not in CASES:
             valid = sorted(p for p, v in presets.PRESETS.items() if v["dataset"] in CASES)
             raise SystemExit(f"Unknown mixture preset {name!r}. Valid presets: {', '.join(valid)}.")

@@ -140,8 +140,8 @@ def check_presets(names):
     from keras_gen import presets
 
     for name in names:
-        if presets.removed_preset(name):
-            raise SystemExit(presets.removed_preset(name))
+        if message := presets.removed_preset(name):
+            raise SystemExit(message)
         if name not in presets.PRESETS:
             raise SystemExit(f"Unknown preset {name!r}. Valid presets: {', '.join(sorted(presets.PRESETS))}.")
         dataset = presets.PRESETS[name]["dataset"]

@@ -321,8 +321,8 @@ def get_config(preset, **overrides):
     Raises:
         ValueError: unknown preset (the message lists the valid ones) or invalid field.
     """
-    if removed_preset(preset):
-        raise ValueError(removed_preset(preset))
+    if message := removed_preset(preset):
+        raise ValueError(message)
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}. Valid presets: {', '.join(sorted(PRESETS))}.")
     data = copy.deepcopy(PRESETS[preset])
