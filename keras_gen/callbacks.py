@@ -1151,7 +1151,7 @@ class DiscriminatorOverfittingAlarm(keras.callbacks.Callback):
                     batch = augment_lib.diff_augment(batch, policy, seed=[self.seed, i])
                 if labels is not None:
                     batch = [batch, keras.ops.convert_to_tensor(labels[start : start + self.batch_size])]
-                logits = keras.ops.convert_to_numpy(discriminator(batch, training=True))
+                logits = keras.ops.convert_to_numpy(gan.discriminate(batch, training=True))
                 signs.append(np.sign(np.asarray(logits, dtype=np.float64)).reshape(-1))
         finally:
             for variable, value in zip(discriminator.non_trainable_variables, state):

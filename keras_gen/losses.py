@@ -40,6 +40,7 @@ __all__ = [
     "hinge_discriminator_loss",
     "wasserstein_generator_loss",
     "wasserstein_discriminator_loss",
+    "classifier_loss",
     "interpolate",
     "gradient_penalty",
     "r1_penalty",
@@ -163,6 +164,21 @@ def get_loss_pair(loss):
         "`loss` must be a name from keras_gen.losses.LOSSES or a pair of callables "
         f"(generator_loss, discriminator_loss); got {loss!r}."
     )
+
+
+def classifier_loss(class_logits, labels):
+    """Cross-entropy of an auxiliary classifier, ``-E log softmax(class_logits)[label]`` (AC-GAN, Odena et al. 2017,
+    https://arxiv.org/abs/1610.09585): the discriminator minimises it on real images, the generator on its own
+    samples with the labels they were drawn for.
+
+    Args:
+        class_logits: ``(B, num_classes)`` logits.
+        labels: ``(B,)`` integer classes.
+    """
+    class_logits = ops.cast(class_logits, "float32")
+    log_probabilities = ops.log_softmax(class_logits, axis=-1)
+    picked = ops.take_along_axis(log_probabilities, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)
+    return -ops.mean(picked)
 
 
 def interpolate(real, fake, seed):

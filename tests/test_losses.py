@@ -259,3 +259,14 @@ def test_twice_differentiable_normalization_matches_keras_forward():
         for a, b in zip(ours.weights, theirs.weights):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
         assert type(keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(ours))) is type(ours)
+
+
+def test_classifier_loss_is_the_mean_cross_entropy_of_the_true_class():
+    logits = RNG.normal(size=(5, 4)).astype("float32") * 3
+    labels = np.array([0, 3, 1, 1, 2], dtype="int32")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    expected = -np.mean(log_softmax[np.arange(5), labels])
+    assert float(losses.classifier_loss(logits, labels)) == pytest.approx(expected, rel=1e-6)
+    # Uniform logits: log(num_classes), whatever the labels.
+    assert float(losses.classifier_loss(np.zeros((3, 10), "float32"), [1, 5, 9])) == pytest.approx(np.log(10), rel=1e-6)

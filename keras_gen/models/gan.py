@@ -75,6 +75,27 @@ def _warn_stock_normalization(discriminator):
         )
 
 
+def _check_classifier_head(discriminator, num_classes, classifier_weight):
+    """ValueError unless the discriminator has a class-logits output exactly when ``classifier_weight`` is set."""
+    heads = len(discriminator.outputs)
+    if not float(classifier_weight):
+        if heads != 1:
+            raise ValueError(
+                f"The discriminator has {heads} outputs; a GAN uses one (logits), or two (logits, class logits) with "
+                "classifier_weight > 0 (AC-GAN)."
+            )
+        return
+    if num_classes is None:
+        raise ValueError("`classifier_weight` (AC-GAN) needs a conditional GAN: set num_classes.")
+    shape = tuple(discriminator.outputs[1].shape[1:]) if heads == 2 else None
+    if heads != 2 or shape != (int(num_classes),):
+        raise ValueError(
+            f"`classifier_weight={classifier_weight!r}` needs a discriminator with two outputs, logits and class "
+            f"logits of shape (B, {num_classes}) (dcgan_discriminator(..., classifier_head=True)); it has {heads} "
+            f"output(s){'' if shape is None else ', the second of shape ' + str((None, *shape)).replace('None', 'B')}."
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_gen")
 class GAN(GenerativeModel):
     """A generative adversarial network (Goodfellow et al. 2014, https://arxiv.org/abs/1406.2661).
@@ -86,6 +107,14 @@ class GAN(GenerativeModel):
             theta_D -= grad L_D                   # then clip theta_D to [-c, c] if clip_value
         L_G = g_loss(D(T''(G(z))))
         theta_G -= grad L_G
+
+    With ``classifier_weight`` lambda_c (AC-GAN, Odena et al. 2017, https://arxiv.org/abs/1610.09585), the
+    discriminator has a second output, class logits C(x) read from the image alone (``classifier_head=True`` in
+    `keras_gen.networks.dcgan_discriminator`), and both players add a cross-entropy
+    (`keras_gen.losses.classifier_loss`): L_D += lambda_c * CE(C(T(x)), y) on the real batch, L_G += lambda_c *
+    CE(C(T''(G(z, y))), y) on the samples. The classifier learns from real images only, so the generator is
+    pulled towards what real digits of its class look like rather than towards whatever the classifier learns to
+    tell apart among its own samples.
 
     ``T``, ``T'``, ``T''`` are the identity unless ``augment`` names a DiffAugment policy (Zhao et al. 2020,
     https://arxiv.org/abs/2006.10738; `keras_gen.augment`): then each is a fresh draw of its random, differentiable
@@ -110,7 +139,8 @@ class GAN(GenerativeModel):
 
     Args:
         generator: a Keras model mapping ``z`` (or ``[z, label]``) to samples.
-        discriminator: a Keras model mapping samples (or ``[samples, label]``) to logits of any shape.
+        discriminator: a Keras model mapping samples (or ``[samples, label]``) to logits of any shape; with
+            ``classifier_weight``, to ``[logits, class_logits]``.
         num_classes: number of classes for a conditional GAN; ``None`` for an unconditional one.
         loss: a loss name or a ``(generator_loss, discriminator_loss)`` pair.
         d_steps: discriminator updates per generator update (``n_critic`` in WGAN, ``k`` in Goodfellow et al.).
@@ -135,6 +165,8 @@ class GAN(GenerativeModel):
             average in place, recompute the generator's batch-norm statistics for it over this many batches of
             fresh latents (`recompute_generator_statistics`); the moving statistics training kept belong to the
             live weights. 0 (the default) keeps them.
+        classifier_weight: lambda_c of the AC-GAN class loss (0, the default, for none); needs ``num_classes`` and a
+            discriminator whose second output is ``(B, num_classes)`` class logits.
         seed: seed of the model's `SeedGenerator`.
 
     Example:
@@ -160,6 +192,7 @@ class GAN(GenerativeModel):
         latent=None,
         augment=None,
         standing_statistics=0,
+        classifier_weight=0.0,
         seed=None,
         **kwargs,
     ):
@@ -170,7 +203,11 @@ class GAN(GenerativeModel):
                 f"{type(generator).__name__} and {type(discriminator).__name__}."
             )
         checks.integer(d_steps, "d_steps", 1)
-        for arg, value in (("gradient_penalty_weight", gradient_penalty_weight), ("r1_weight", r1_weight)):
+        for arg, value in (
+            ("gradient_penalty_weight", gradient_penalty_weight),
+            ("r1_weight", r1_weight),
+            ("classifier_weight", classifier_weight),
+        ):
             if float(value) < 0:
                 raise ValueError(f"`{arg}` must be >= 0, got {value!r}.")
         checks.integer(r1_interval, "r1_interval", 1)
@@ -190,9 +227,11 @@ class GAN(GenerativeModel):
                 f"The generator makes samples of shape {tuple(generator.outputs[0].shape[1:])}, but the "
                 f"discriminator takes {tuple(discriminator.inputs[0].shape[1:])}."
             )
+        _check_classifier_head(discriminator, num_classes, classifier_weight)
         self.generator = generator
         self.discriminator = discriminator
         self.num_classes = None if num_classes is None else int(num_classes)
+        self.classifier_weight = float(classifier_weight)
         # `self.loss` belongs to keras.Model.compile; the adversarial loss is `gan_loss`.
         self.gan_loss = loss
         self.generator_loss_fn, self.discriminator_loss_fn = losses_lib.get_loss_pair(loss)
@@ -225,6 +264,8 @@ class GAN(GenerativeModel):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.gp_tracker = keras.metrics.Mean(name="gp") if self.gradient_penalty_weight else None
         self.r1_tracker = keras.metrics.Mean(name="r1") if self.r1_weight else None
+        self.d_class_tracker = keras.metrics.Mean(name="d_class") if self.classifier_weight else None
+        self.g_class_tracker = keras.metrics.Mean(name="g_class") if self.classifier_weight else None
         # The networks are functional (built on construction); the GAN itself owns no weights.
         self.built = True
 
@@ -293,6 +334,7 @@ class GAN(GenerativeModel):
             latent=None if self.latent is None else self.latent.to_dict(),
             augment=self.augment,
             standing_statistics=self.standing_statistics,
+            classifier_weight=self.classifier_weight,
             seed=self.seed,
         )
         return config
@@ -419,7 +461,11 @@ class GAN(GenerativeModel):
 
     @property
     def metrics(self):
-        return [t for t in (self.d_loss_tracker, self.g_loss_tracker, self.gp_tracker, self.r1_tracker) if t]
+        trackers = (
+            self.d_loss_tracker, self.g_loss_tracker, self.gp_tracker, self.r1_tracker,
+            self.d_class_tracker, self.g_class_tracker,
+        )
+        return [t for t in trackers if t]
 
     def call(self, inputs, training=False):
         """Runs the generator: ``z`` (or ``[z, labels]``) -> samples."""
@@ -438,6 +484,19 @@ class GAN(GenerativeModel):
 
     def _inputs(self, x, labels):
         return x if labels is None else [x, labels]
+
+    def _judge(self, inputs, training):
+        """``(logits, class_logits)`` of the discriminator on ``inputs``, both float32 (class logits None without
+        a classifier head)."""
+        outputs = self.discriminator(inputs, training=training)
+        if self.classifier_weight:
+            return ops.cast(outputs[0], "float32"), ops.cast(outputs[1], "float32")
+        return ops.cast(outputs, "float32"), None
+
+    def discriminate(self, inputs, training=False):
+        """The discriminator's adversarial logits on ``inputs`` (samples, or ``[samples, labels]``), without the
+        class logits of an AC-GAN head: what the losses, the penalties and the overfitting alarm read."""
+        return self._judge(inputs, training)[0]
 
     @staticmethod
     def _loss_scale(optimizer):
@@ -462,14 +521,18 @@ class GAN(GenerativeModel):
         fake = self._augment(fake)
         logs = {}
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(self._inputs(real, labels), training=True)
-            fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
-            d_loss = self.discriminator_loss_fn(ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32"))
+            real_logits, real_classes = self._judge(self._inputs(real, labels), training=True)
+            fake_logits, _ = self._judge(self._inputs(fake, labels), training=True)
+            d_loss = self.discriminator_loss_fn(real_logits, fake_logits)
             total = d_loss
+            if self.classifier_weight:
+                d_class = losses_lib.classifier_loss(real_classes, labels)
+                total = total + self.classifier_weight * d_class
+                logs["d_class"] = d_class
             loss_scale = self._loss_scale(self.d_optimizer)
             if self.gradient_penalty_weight:
                 gp = losses_lib.gradient_penalty(
-                    self.discriminator, real, fake, labels, seed=self.seed_generator, loss_scale=loss_scale
+                    self.discriminate, real, fake, labels, seed=self.seed_generator, loss_scale=loss_scale
                 )
                 total = total + self.gradient_penalty_weight * gp
                 logs["gp"] = gp
@@ -488,11 +551,11 @@ class GAN(GenerativeModel):
     def _r1(self, real, labels, loss_scale):
         """(R1 penalty, 1.0) on an update that computes it; (0.0, 0.0) on one that lazy R1 skips."""
         if self.r1_interval == 1:
-            return losses_lib.r1_penalty(self.discriminator, real, labels, loss_scale=loss_scale), 1.0
+            return losses_lib.r1_penalty(self.discriminate, real, labels, loss_scale=loss_scale), 1.0
         due = ops.equal(ops.mod(self.d_optimizer.iterations, self.r1_interval), 0)
         r1 = ops.cond(
             due,
-            lambda: ops.cast(losses_lib.r1_penalty(self.discriminator, real, labels, loss_scale=loss_scale), "float32"),
+            lambda: ops.cast(losses_lib.r1_penalty(self.discriminate, real, labels, loss_scale=loss_scale), "float32"),
             lambda: ops.zeros((), "float32"),
         )
         return r1, ops.cast(due, "float32")
@@ -503,11 +566,16 @@ class GAN(GenerativeModel):
         z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
         with tf.GradientTape() as tape:
             fake = self._augment(self.generator(self._inputs(z, labels), training=True))
-            fake_logits = self.discriminator(self._inputs(fake, labels), training=True)
-            g_loss = self.generator_loss_fn(ops.cast(fake_logits, "float32"))
-            scaled = scaled_loss(self.g_optimizer, g_loss)
+            fake_logits, fake_classes = self._judge(self._inputs(fake, labels), training=True)
+            g_loss = self.generator_loss_fn(fake_logits)
+            total = g_loss
+            logs = {"g_loss": g_loss}
+            if self.classifier_weight:
+                logs["g_class"] = losses_lib.classifier_loss(fake_classes, labels)
+                total = total + self.classifier_weight * logs["g_class"]
+            scaled = scaled_loss(self.g_optimizer, total)
         apply_gradients(self.g_optimizer, scaled, tape, self.generator.trainable_variables)
-        return g_loss
+        return logs
 
     def _check_compiled(self):
         if self.d_optimizer is None or self.g_optimizer is None:
@@ -519,8 +587,8 @@ class GAN(GenerativeModel):
         batch_size = ops.shape(real)[0]
         for _ in range(self.d_steps):
             d_logs = self._discriminator_step(real, labels, batch_size)
-        g_loss = self._generator_step(labels, batch_size)
-        return self._update_trackers(d_logs, g_loss)
+        g_logs = self._generator_step(labels, batch_size)
+        return self._update_trackers(d_logs, g_logs)
 
     def training_phases(self):
         """The update phases of one `train_step`, for inspection and tests.
@@ -552,15 +620,21 @@ class GAN(GenerativeModel):
         z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
         fake = self.generator(self._inputs(z, labels), training=False)
         real, fake = self._augment(real), self._augment(fake)
-        real_logits = ops.cast(self.discriminator(self._inputs(real, labels), training=False), "float32")
-        fake_logits = ops.cast(self.discriminator(self._inputs(fake, labels), training=False), "float32")
-        d_loss = self.discriminator_loss_fn(real_logits, fake_logits)
-        g_loss = self.generator_loss_fn(fake_logits)
-        return self._update_trackers({"d_loss": d_loss}, g_loss)
+        real_logits, real_classes = self._judge(self._inputs(real, labels), training=False)
+        fake_logits, fake_classes = self._judge(self._inputs(fake, labels), training=False)
+        d_logs = {"d_loss": self.discriminator_loss_fn(real_logits, fake_logits)}
+        g_logs = {"g_loss": self.generator_loss_fn(fake_logits)}
+        if self.classifier_weight:
+            d_logs["d_class"] = losses_lib.classifier_loss(real_classes, labels)
+            g_logs["g_class"] = losses_lib.classifier_loss(fake_classes, labels)
+        return self._update_trackers(d_logs, g_logs)
 
-    def _update_trackers(self, d_logs, g_loss):
+    def _update_trackers(self, d_logs, g_logs):
         self.d_loss_tracker.update_state(d_logs["d_loss"])
-        self.g_loss_tracker.update_state(g_loss)
+        self.g_loss_tracker.update_state(g_logs["g_loss"])
+        if self.classifier_weight:
+            self.d_class_tracker.update_state(d_logs["d_class"])
+            self.g_class_tracker.update_state(g_logs["g_class"])
         if self.gp_tracker is not None and "gp" in d_logs:
             self.gp_tracker.update_state(d_logs["gp"])
         if self.r1_tracker is not None and "r1" in d_logs:

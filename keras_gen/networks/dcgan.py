@@ -140,6 +140,7 @@ def dcgan_discriminator(
     packing=1,
     dropout=0.0,
     synchronized_batch_norm=False,
+    classifier_head=False,
     name="discriminator",
 ):
     """The DCGAN discriminator: ``[Conv s2, (norm), LeakyReLU(0.2)] * k -> Flatten -> Dense(1)`` logits.
@@ -157,10 +158,16 @@ def dcgan_discriminator(
         packing: PacGAN degree ``m``: the discriminator judges ``m`` samples at once and returns ``B / m`` logits.
         dropout: dropout rate after each LeakyReLU (0 to disable).
         synchronized_batch_norm: batch statistics over the global batch under `tf.distribute`.
+        classifier_head: add the auxiliary classifier of AC-GAN (Odena et al. 2017,
+            https://arxiv.org/abs/1610.09585): a second output, ``Dense(num_classes)`` class logits read from the
+            image features ``phi(x)`` alone (never from the label), which a `keras_gen.models.GAN` with
+            ``classifier_weight`` trains on real images and the generator's samples are pushed towards. Needs
+            ``num_classes`` and ``"projection"`` conditioning (with ``"concat"`` the features see the label).
         name: model name.
 
     Returns:
-        A functional `keras.Model` returning float32 logits of shape ``(B / packing, 1)``.
+        A functional `keras.Model` returning float32 logits of shape ``(B / packing, 1)``; with
+        ``classifier_head``, ``[logits (B, 1), class_logits (B, num_classes)]``.
     """
     side, _, channels = _check_image_shape(image_shape)
     _, steps = resolution_plan(side)
@@ -169,6 +176,12 @@ def dcgan_discriminator(
         checks.choice(conditioning, "discriminator conditioning", DISCRIMINATOR_CONDITIONING)
         if packing != 1:
             raise ValueError("Packing (PacGAN) is not supported together with a conditional discriminator.")
+    if classifier_head and (num_classes is None or conditioning != "projection"):
+        raise ValueError(
+            "`classifier_head=True` needs a conditional discriminator with projection conditioning (num_classes set, "
+            f"conditioning='projection'); got num_classes={num_classes!r}, conditioning={conditioning!r}: with "
+            "'concat' the features it classifies already hold the label."
+        )
     images = keras.Input((side, side, channels), name="images")
     inputs = [images]
     label = None
@@ -201,4 +214,9 @@ def dcgan_discriminator(
         projection = ProjectionHead(num_classes, name="projection")([features, label])
         logits = keras.layers.Add()([logits, projection])
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)  # (B, 1), float32
-    return keras.Model(inputs if len(inputs) > 1 else images, logits, name=name)
+    outputs = logits
+    if classifier_head:
+        class_logits = (SpectralDense if spectral_norm else keras.layers.Dense)(num_classes, name="classifier")(features)
+        class_logits = keras.layers.Activation("linear", dtype="float32", name="class_logits")(class_logits)
+        outputs = [logits, class_logits]  # (B, 1), (B, num_classes)
+    return keras.Model(inputs if len(inputs) > 1 else images, outputs, name=name)

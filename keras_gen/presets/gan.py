@@ -77,6 +77,14 @@ register_presets({
         discriminator={"conditioning": "projection"},
         conditional=True,
     ),
+    "acgan": _dcgan_preset(
+        "AC-GAN (Odena et al. 2017) on cgan's networks: the projection discriminator also classifies the digit, "
+        "and the generator is trained to make digits of the class asked for.",
+        generator={"conditioning": "cbn"},
+        discriminator={"conditioning": "projection", "classifier_head": True},
+        model={"classifier_weight": 1.0},
+        conditional=True,
+    ),
     "wgan": _dcgan_preset(
         "WGAN with weight clipping (Arjovsky et al. 2017): 5 critic steps, RMSprop(5e-5), clip 0.01.",
         model={"loss": "wasserstein", "d_steps": 5, "clip_value": 0.01},
