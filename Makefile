@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
+# Test processes (pytest-xdist): two keep both cores busy while one traces graphs or imports TensorFlow.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-slow test-all bench bench-mode-collapse experiments clean
 
@@ -19,13 +21,13 @@ demo: setup
 	@echo "Sample grids: $(DEMO_OUT)/samples/  final model: $(DEMO_OUT)/model.keras"
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: setup
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m slow
 
 test-all: setup
-	$(PY) -m pytest -q -m "slow or not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "slow or not slow"
 
 # Product benchmarks (benchmarks/README.md) print a Markdown table and write JSON to benchmarks/results/
 # (tens of minutes on 2 CPU cores).
