@@ -86,7 +86,8 @@ def test_benchmark_curve_scores_epoch_n_as_an_n_epoch_run_would(tmp_path):
         short = json.load(f)["results"]["ring2d"]["runs"][0]
     curve = long["results"]["ring2d"]["runs"][0]["curve"]
     assert [point["epoch"] for point in curve] == [5, 10]
-    assert curve[0]["high_quality"] > 0.02 and curve[0]["reverse_kl"] is not None  # a real score to compare
+    # A real score to compare: some high-quality samples (1.6 to 3.2 % at epoch 5, as threads split the work).
+    assert curve[0]["high_quality"] > 0 and curve[0]["reverse_kl"] is not None
     for key in ("modes", "high_quality", "reverse_kl"):
         assert curve[0][key] == short[key], key
         assert curve[1][key] == long["results"]["ring2d"]["runs"][0][key], key

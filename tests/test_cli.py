@@ -25,9 +25,10 @@ def _command(*args):
     return ([script] if script else [sys.executable, "-m", "keras_gen"]) + [str(a) for a in args]
 
 
-def keras_gen(*args, cwd=None, timeout=300):
-    """Runs the console script as a user runs it."""
-    return subprocess.run(_command(*args), capture_output=True, text=True, env=ENV, cwd=cwd, timeout=timeout)
+def keras_gen(*args, cwd=None, timeout=300, env=None):
+    """Runs the console script as a user runs it (``env``: variables to set on top of the test environment)."""
+    return subprocess.run(_command(*args), capture_output=True, text=True, env={**ENV, **(env or {})}, cwd=cwd,
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +227,7 @@ def test_every_flag_has_a_help_that_shows_its_default():
 
 
 def test_presets_is_a_table_of_dataset_epochs_and_purpose():
-    result = keras_gen("presets")
+    result = keras_gen("presets", env={"COLUMNS": "200"})  # wide enough for every purpose
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["preset", "dataset", "epochs", "purpose"]
     rows = {line.split()[0]: line.split() for line in lines[1:] if line.strip() and not line.startswith("`")}
@@ -234,6 +235,8 @@ def test_presets_is_a_table_of_dataset_epochs_and_purpose():
     for name, row in rows.items():
         assert row[1] == presets.PRESETS[name]["dataset"] and int(row[2]) == presets.PRESETS[name]["epochs"], row
     assert "DCGAN on the embedded MNIST digits" in " ".join(rows["dcgan"])
+    narrow = keras_gen("presets", env={"COLUMNS": "80"}).stdout.splitlines()
+    assert all(len(line) <= 80 for line in narrow[:-1]) and any(line.endswith("...") for line in narrow)
 
 
 def test_presets_show_prints_the_config_a_run_would_write():

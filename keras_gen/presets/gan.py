@@ -78,8 +78,8 @@ register_presets({
         conditional=True,
     ),
     "acgan": _dcgan_preset(
-        "AC-GAN (Odena et al. 2017) on cgan's networks: the projection discriminator also classifies the digit, "
-        "and the generator is trained to make digits of the class asked for.",
+        "AC-GAN (Odena et al. 2017): cgan's networks, the discriminator also classifying the digit. The generator "
+        "is trained to make digits that classifier reads as the class asked for.",
         generator={"conditioning": "cbn"},
         discriminator={"conditioning": "projection", "classifier_head": True},
         model={"classifier_weight": 1.0},
