@@ -1,4 +1,4 @@
-# keras-gen: `make demo` sets everything up and trains the `cgan` preset (README); `make test` runs the tests.
+# keras-gen: `make demo` sets everything up and trains the `acgan-r1-ema` preset (README); `make test` runs the tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/keras-gen train cgan --out $(DEMO_OUT) --overwrite
+	$(VENV)/bin/keras-gen train acgan-r1-ema --out $(DEMO_OUT) --overwrite
 	@echo "Sample grids: $(DEMO_OUT)/samples/  final model: $(DEMO_OUT)/model.keras"
 
 test: setup

@@ -91,6 +91,9 @@ def test_readme_is_a_front_page():
         assert len(row) == 5 and all(row[1:4]), row
         result = row[4]
         assert result == "—" or _links(result), f"{row[0]}: a headline result needs a link to its source"
+    demo = re.search(r"^make demo\s+#.*trains the `([a-z0-9-]+)` preset", text, flags=re.M).group(1)
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"keras-gen train {demo} " in makefile and demo in names, "the README names the preset make demo trains"
 
 
 def test_docs_links_resolve():

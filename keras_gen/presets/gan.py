@@ -85,6 +85,21 @@ register_presets({
         model={"classifier_weight": 1.0},
         conditional=True,
     ),
+    "acgan-r1-ema": _dcgan_preset(
+        "acgan with R1 (gamma 10) on the discriminator, Adam(4e-4, 0.5) for both networks and a generator that samples, "
+        "saves and exports the moving average of its weights (use_ema, momentum 0.995), 30 epochs: what make demo "
+        "trains (docs/evaluation.md#digit-quality).",
+        generator={"conditioning": "cbn"},
+        discriminator={"conditioning": "projection", "classifier_head": True},
+        model={"classifier_weight": 1.0, "r1_weight": 10.0},
+        optimizers={
+            "d_optimizer": adam(4e-4, 0.5),
+            "g_optimizer": {"class_name": "Adam", "config": {
+                **adam(4e-4, 0.5)["config"], "use_ema": True, "ema_momentum": 0.995}},
+        },
+        conditional=True,
+        epochs=30,
+    ),
     "wgan": _dcgan_preset(
         "WGAN with weight clipping (Arjovsky et al. 2017): 5 critic steps, RMSprop(5e-5), clip 0.01.",
         model={"loss": "wasserstein", "d_steps": 5, "clip_value": 0.01},
