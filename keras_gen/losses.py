@@ -41,6 +41,7 @@ __all__ = [
     "wasserstein_generator_loss",
     "wasserstein_discriminator_loss",
     "classifier_loss",
+    "continuous_code_loss",
     "interpolate",
     "gradient_penalty",
     "r1_penalty",
@@ -179,6 +180,19 @@ def classifier_loss(class_logits, labels):
     log_probabilities = ops.log_softmax(class_logits, axis=-1)
     picked = ops.take_along_axis(log_probabilities, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)
     return -ops.mean(picked)
+
+
+def continuous_code_loss(predicted, codes):
+    """InfoGAN's loss for continuous codes (Chen et al. 2016, https://arxiv.org/abs/1606.03657): the negative
+    log-likelihood of the drawn codes under a unit-variance Gaussian centred on the prediction, without its constant,
+    ``E_batch sum_dims (predicted - codes)^2 / 2`` (the fixed-variance factored Gaussian of the paper's code).
+
+    Args:
+        predicted: ``(B, ...)`` the auxiliary head's means.
+        codes: the drawn codes, same shape.
+    """
+    difference = ops.cast(predicted, "float32") - ops.cast(codes, "float32")
+    return 0.5 * ops.mean(_sum_per_sample(ops.square(difference)))
 
 
 def interpolate(real, fake, seed):

@@ -554,3 +554,86 @@ def test_acgan_arguments_are_checked():
                                  classifier_head=True)
     with pytest.raises(ValueError, match="needs a conditional discriminator"):
         nets.dcgan_discriminator(image_shape=(8, 8, 1), width=4, classifier_head=True)
+
+
+# ------------------------------------------------------------------------------------------- InfoGAN
+def _info_latent():
+    from keras_gen.latent_spec import LatentPart, LatentSpec
+
+    return LatentSpec([LatentPart("z", (4,)), LatentPart("digit", (), "categorical", num_classes=3),
+                       LatentPart("style", (2,), "uniform", low=-1.0, high=1.0)])
+
+
+def infogan(loss="non_saturating", learning_rate=1e-3, normalization="batch", **kwargs):
+    g = nets.dcgan_generator(latent_dim=9, image_shape=(8, 8, 1), width=4)
+    d = nets.dcgan_discriminator(image_shape=(8, 8, 1), width=4, code_head=5, normalization=normalization)
+    gan = GAN(g, d, loss=loss, latent=_info_latent(), info_weight=1.0, info_codes=["digit", "style"], seed=0,
+              **kwargs)
+    gan.compile(d_optimizer=keras.optimizers.SGD(learning_rate), g_optimizer=keras.optimizers.SGD(learning_rate))
+    return gan
+
+
+def _info_reference(outputs, parts):
+    """The codes' negative log-likelihood in NumPy: cross-entropy of 'digit' plus the unit-variance Gaussian NLL
+    (without its constant) of 'style'."""
+    outputs = np.asarray(outputs, dtype="float64")
+    logits, means = outputs[:, :3], outputs[:, 3:]
+    log_softmax = logits - logits.max(1, keepdims=True)
+    log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
+    digit, style = np.asarray(parts["digit"]), np.asarray(parts["style"])
+    return -log_softmax[np.arange(len(digit)), digit].mean() + np.mean(0.5 * ((means - style) ** 2).sum(1))
+
+
+def test_infogan_logs_the_codes_negative_log_likelihood_under_q():
+    gan = infogan()
+    seeds = keras.random.SeedGenerator(0)
+    seeds.state.assign(gan.seed_generator.state)
+    parts = gan.latent_spec.sample(8, seeds)
+    fake = gan.generator(gan.latent_spec.network_input(parts), training=True)
+    real_logits, _ = gan.discriminator(tf.constant(IMAGES), training=True)
+    fake_logits, fake_codes = gan.discriminator(fake, training=True)
+    logs = gan.training_phases()[0][1](IMAGES)
+    assert float(logs["d_info"]) == pytest.approx(_info_reference(fake_codes, parts), rel=1e-5)
+    from keras_gen import losses
+
+    expected = losses.non_saturating_discriminator_loss(real_logits, fake_logits)
+    assert float(logs["d_loss"]) == pytest.approx(float(expected), rel=1e-5)  # the adversarial part alone
+
+
+def test_infogan_players_make_the_codes_readable():
+    """With the adversarial losses at 0, discriminator (Q) updates lower the codes' NLL on generated images, and then
+    generator updates lower it further for Q as it stands: both players maximize the mutual-information bound."""
+    gan = infogan(loss=_no_adversarial_loss(), learning_rate=0.5, normalization=None)
+    parts = gan.latent_spec.sample(64, seed=5)
+    z = gan.latent_spec.network_input(parts)
+    (_, discriminator_step, _), (_, generator_step, _) = gan.training_phases()
+
+    def nll():
+        return _info_reference(gan.discriminator(gan.generator(z, training=True), training=True)[1], parts)
+
+    before = nll()
+    for _ in range(20):
+        discriminator_step(IMAGES)
+    after_q = nll()
+    assert after_q < before - 0.1
+    for _ in range(20):
+        generator_step(IMAGES)
+    assert nll() < after_q - 0.1
+
+
+def test_infogan_arguments_are_checked():
+    g = nets.dcgan_generator(latent_dim=9, image_shape=(8, 8, 1), width=4)
+    d = nets.dcgan_discriminator(image_shape=(8, 8, 1), width=4, code_head=5)
+    latent = _info_latent()
+    with pytest.raises(ValueError, match=r"needs `info_codes`"):
+        GAN(g, d, latent=latent, info_weight=1.0)
+    with pytest.raises(ValueError, match=r"\['nope'\] are not parts of the latent \['z', 'digit', 'style'\]"):
+        GAN(g, d, latent=latent, info_weight=1.0, info_codes=["nope"])
+    with pytest.raises(ValueError, match=r"codes \['digit'\] of shape \(B, 3\).*code_head=3.*second of shape \(B, 5\)"):
+        GAN(g, d, latent=latent, info_weight=1.0, info_codes=["digit"])
+    with pytest.raises(ValueError, match=r"needs `info_weight` > 0"):
+        GAN(g, d, latent=latent, info_codes=["digit"])
+    with pytest.raises(ValueError, match="one auxiliary head"):
+        nets.dcgan_discriminator(image_shape=(8, 8, 1), width=4, num_classes=3, classifier_head=True, code_head=5)
+    with pytest.raises(ValueError, match="code_head. must be a non-negative integer"):
+        nets.dcgan_discriminator(image_shape=(8, 8, 1), width=4, code_head=-1)

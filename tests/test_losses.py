@@ -270,3 +270,12 @@ def test_classifier_loss_is_the_mean_cross_entropy_of_the_true_class():
     assert float(losses.classifier_loss(logits, labels)) == pytest.approx(expected, rel=1e-6)
     # Uniform logits: log(num_classes), whatever the labels.
     assert float(losses.classifier_loss(np.zeros((3, 10), "float32"), [1, 5, 9])) == pytest.approx(np.log(10), rel=1e-6)
+
+
+def test_continuous_code_loss_is_half_the_squared_error_summed_over_a_samples_codes():
+    predicted = RNG.normal(size=(4, 3)).astype("float32")
+    codes = RNG.uniform(-1, 1, size=(4, 3)).astype("float32")
+    expected = np.mean(0.5 * np.sum((predicted - codes) ** 2, axis=1))
+    assert float(losses.continuous_code_loss(predicted, codes)) == pytest.approx(expected, rel=1e-6)
+    # The Gaussian NLL with unit variance, less its constant: exact at the mean, for any batch size.
+    assert float(losses.continuous_code_loss(codes[:1], codes[:1])) == 0.0

@@ -98,6 +98,8 @@ def tiny_config(name, **overrides):
     preset = presets.PRESETS[name]
     networks = {role: dict(kwargs) for role, kwargs in preset["networks"].items()}
     dataset = TINY[preset["network"]](networks) or preset["dataset"]
+    if preset.get("model", {}).get("latent") and "generator" in networks:  # the latent's parts fix G's input width
+        networks["generator"]["latent_dim"] = preset["networks"]["generator"]["latent_dim"]
     return presets.get_config(name, dataset=dataset, networks=networks, batch_size=BATCH, **overrides)
 
 

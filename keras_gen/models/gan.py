@@ -75,24 +75,34 @@ def _warn_stock_normalization(discriminator):
         )
 
 
-def _check_classifier_head(discriminator, num_classes, classifier_weight):
-    """ValueError unless the discriminator has a class-logits output exactly when ``classifier_weight`` is set."""
+def _check_auxiliary_head(discriminator, num_classes, classifier_weight, codes):
+    """ValueError unless the discriminator has a second output exactly when the model reads one: class logits of
+    shape ``(B, num_classes)`` with ``classifier_weight`` (AC-GAN), code outputs as wide as the ``codes`` (the
+    latent parts Q predicts; one-hot width for a categorical one) with ``info_weight`` (InfoGAN)."""
     heads = len(discriminator.outputs)
-    if not float(classifier_weight):
+    shape = tuple(discriminator.outputs[1].shape[1:]) if heads == 2 else None
+    if classifier_weight and codes:
+        raise ValueError("A GAN reads one auxiliary head: `classifier_weight` (AC-GAN) or `info_weight` (InfoGAN).")
+    if not classifier_weight and not codes:
         if heads != 1:
             raise ValueError(
                 f"The discriminator has {heads} outputs; a GAN uses one (logits), or two (logits, class logits) with "
-                "classifier_weight > 0 (AC-GAN)."
+                "classifier_weight > 0 (AC-GAN), or (logits, code outputs) with info_weight > 0 (InfoGAN)."
             )
         return
-    if num_classes is None:
-        raise ValueError("`classifier_weight` (AC-GAN) needs a conditional GAN: set num_classes.")
-    shape = tuple(discriminator.outputs[1].shape[1:]) if heads == 2 else None
-    if heads != 2 or shape != (int(num_classes),):
+    if classifier_weight:
+        if num_classes is None:
+            raise ValueError("`classifier_weight` (AC-GAN) needs a conditional GAN: set num_classes.")
+        argument, width = f"`classifier_weight={classifier_weight!r}`", int(num_classes)
+        what, fix = "class logits", "classifier_head=True"
+    else:
+        argument, width = "`info_weight`", sum(part.size for part in codes)
+        what, fix = f"outputs for the codes {[part.name for part in codes]}", f"code_head={width}"
+    if heads != 2 or shape != (width,):
+        second = "" if shape is None else ", the second of shape " + str((None, *shape)).replace("None", "B")
         raise ValueError(
-            f"`classifier_weight={classifier_weight!r}` needs a discriminator with two outputs, logits and class "
-            f"logits of shape (B, {num_classes}) (dcgan_discriminator(..., classifier_head=True)); it has {heads} "
-            f"output(s){'' if shape is None else ', the second of shape ' + str((None, *shape)).replace('None', 'B')}."
+            f"{argument} needs a discriminator with two outputs, logits and {what} of shape (B, {width}) "
+            f"(dcgan_discriminator(..., {fix})); it has {heads} output(s){second}."
         )
 
 
@@ -115,6 +125,14 @@ class GAN(GenerativeModel):
     CE(C(T''(G(z, y))), y) on the samples. The classifier learns from real images only, so the generator is
     pulled towards what real digits of its class look like rather than towards whatever the classifier learns to
     tell apart among its own samples.
+
+    With ``info_weight`` lambda_I (InfoGAN, Chen et al. 2016, https://arxiv.org/abs/1606.03657), the latent has code
+    parts c beside the noise (``latent``; the parts named in ``info_codes``), the discriminator's second output Q
+    reads them back from the image (``code_head`` in `dcgan_discriminator`), and both players add the negative
+    log-likelihood of the drawn codes under Q (a lower bound of the mutual information I(c; G(z, c)) up to a
+    constant): L_D += lambda_I * L_I(Q(T'(G(z, c))), c) and L_G += lambda_I * L_I(Q(T''(G(z, c))), c), with L_I the
+    cross-entropy of a categorical code and the unit-variance Gaussian NLL of a continuous one
+    (`keras_gen.losses.continuous_code_loss`).
 
     ``T``, ``T'``, ``T''`` are the identity unless ``augment`` names a DiffAugment policy (Zhao et al. 2020,
     https://arxiv.org/abs/2006.10738; `keras_gen.augment`): then each is a fresh draw of its random, differentiable
@@ -167,6 +185,10 @@ class GAN(GenerativeModel):
             live weights. 0 (the default) keeps them.
         classifier_weight: lambda_c of the AC-GAN class loss (0, the default, for none); needs ``num_classes`` and a
             discriminator whose second output is ``(B, num_classes)`` class logits.
+        info_weight: lambda_I of InfoGAN's mutual-information term (0, the default, for none); needs ``info_codes``
+            and a discriminator whose second output is as wide as those codes in the network input (one-hot width
+            for a categorical code).
+        info_codes: the names of the ``latent`` parts Q predicts, in the order of the code head's outputs.
         seed: seed of the model's `SeedGenerator`.
 
     Example:
@@ -193,6 +215,8 @@ class GAN(GenerativeModel):
         augment=None,
         standing_statistics=0,
         classifier_weight=0.0,
+        info_weight=0.0,
+        info_codes=None,
         seed=None,
         **kwargs,
     ):
@@ -207,6 +231,7 @@ class GAN(GenerativeModel):
             ("gradient_penalty_weight", gradient_penalty_weight),
             ("r1_weight", r1_weight),
             ("classifier_weight", classifier_weight),
+            ("info_weight", info_weight),
         ):
             if float(value) < 0:
                 raise ValueError(f"`{arg}` must be >= 0, got {value!r}.")
@@ -227,7 +252,6 @@ class GAN(GenerativeModel):
                 f"The generator makes samples of shape {tuple(generator.outputs[0].shape[1:])}, but the "
                 f"discriminator takes {tuple(discriminator.inputs[0].shape[1:])}."
             )
-        _check_classifier_head(discriminator, num_classes, classifier_weight)
         self.generator = generator
         self.discriminator = discriminator
         self.num_classes = None if num_classes is None else int(num_classes)
@@ -251,6 +275,10 @@ class GAN(GenerativeModel):
                     f"The latent {self.latent} gives the network inputs of shape {self.latent.network_shape}, but the "
                     f"generator takes ({self.latent_dim},)."
                 )
+        self.info_weight = float(info_weight)
+        self.info_codes = None if info_codes is None else tuple(info_codes)
+        self.code_parts = self._code_parts()
+        _check_auxiliary_head(discriminator, self.num_classes, self.classifier_weight, self.code_parts)
         self.sample_shape = tuple(int(s) for s in generator.outputs[0].shape[1:])
         augment_lib.check_images(self.sample_shape, augment)
         self.augment = augment_lib.policy_string(augment)  # canonical "color,translation,cutout", or None
@@ -266,6 +294,8 @@ class GAN(GenerativeModel):
         self.r1_tracker = keras.metrics.Mean(name="r1") if self.r1_weight else None
         self.d_class_tracker = keras.metrics.Mean(name="d_class") if self.classifier_weight else None
         self.g_class_tracker = keras.metrics.Mean(name="g_class") if self.classifier_weight else None
+        self.d_info_tracker = keras.metrics.Mean(name="d_info") if self.info_weight else None
+        self.g_info_tracker = keras.metrics.Mean(name="g_info") if self.info_weight else None
         # The networks are functional (built on construction); the GAN itself owns no weights.
         self.built = True
 
@@ -335,6 +365,8 @@ class GAN(GenerativeModel):
             augment=self.augment,
             standing_statistics=self.standing_statistics,
             classifier_weight=self.classifier_weight,
+            info_weight=self.info_weight,
+            info_codes=None if self.info_codes is None else list(self.info_codes),
             seed=self.seed,
         )
         return config
@@ -463,7 +495,7 @@ class GAN(GenerativeModel):
     def metrics(self):
         trackers = (
             self.d_loss_tracker, self.g_loss_tracker, self.gp_tracker, self.r1_tracker,
-            self.d_class_tracker, self.g_class_tracker,
+            self.d_class_tracker, self.g_class_tracker, self.d_info_tracker, self.g_info_tracker,
         )
         return [t for t in trackers if t]
 
@@ -489,9 +521,45 @@ class GAN(GenerativeModel):
         """``(logits, class_logits)`` of the discriminator on ``inputs``, both float32 (class logits None without
         a classifier head)."""
         outputs = self.discriminator(inputs, training=training)
-        if self.classifier_weight:
+        if self.classifier_weight or self.info_weight:
             return ops.cast(outputs[0], "float32"), ops.cast(outputs[1], "float32")
         return ops.cast(outputs, "float32"), None
+
+    def _code_parts(self):
+        """The latent parts InfoGAN's Q predicts (``info_codes``), checked against ``info_weight`` and the latent."""
+        if not self.info_weight:
+            if self.info_codes:
+                raise ValueError(f"`info_codes={list(self.info_codes)}` needs `info_weight` > 0 (InfoGAN).")
+            return ()
+        if not self.info_codes:
+            raise ValueError(
+                "`info_weight` (InfoGAN) needs `info_codes`: the names of the latent parts the discriminator's code "
+                "head predicts, e.g. ['digit', 'style']."
+            )
+        if self.latent is None:
+            raise ValueError("`info_codes` name parts of `latent`: give the latent with its code parts.")
+        unknown = [name for name in self.info_codes if name not in self.latent.names]
+        if unknown:
+            raise ValueError(f"`info_codes` {unknown} are not parts of the latent {list(self.latent.names)}.")
+        return tuple(self.latent.part(name) for name in self.info_codes)
+
+    def _info_loss(self, code_outputs, parts):
+        """InfoGAN's mutual-information term: the code head's negative log-likelihood of the drawn codes, summed
+        over the codes (`classifier_loss` per categorical element, `continuous_code_loss` for the others)."""
+        total, start = 0.0, 0
+        for part in self.code_parts:
+            piece = code_outputs[:, start : start + part.size]  # (B, size)
+            start += part.size
+            value = parts[part.name]
+            if part.categorical:
+                classes = part.params["num_classes"]
+                elements = part.size // classes
+                loss = elements * losses_lib.classifier_loss(
+                    ops.reshape(piece, (-1, classes)), ops.reshape(value, (-1,)))
+            else:
+                loss = losses_lib.continuous_code_loss(piece, ops.reshape(value, (-1, part.size)))
+            total = total + loss
+        return total
 
     def discriminate(self, inputs, training=False):
         """The discriminator's adversarial logits on ``inputs`` (samples, or ``[samples, labels]``), without the
@@ -511,22 +579,30 @@ class GAN(GenerativeModel):
             return images
         return augment_lib.diff_augment(images, self.augment, self.seed_generator)
 
+    def _draw(self, batch_size):
+        """``(parts, z)``: fresh latent parts from the model's seed and the network input they make."""
+        parts = self.latent_spec.sample(batch_size, self.seed_generator)
+        return parts, self.latent_spec.network_input(parts)
+
     def _discriminator_step(self, real, labels, batch_size):
         import tensorflow as tf
 
-        z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
+        parts, z = self._draw(batch_size)
         fake = ops.stop_gradient(self.generator(self._inputs(z, labels), training=True))
         # What D sees: each batch augmented with its own draw; the penalties below are taken on these too.
         real = self._augment(real)
         fake = self._augment(fake)
         logs = {}
         with tf.GradientTape() as tape:
-            real_logits, real_classes = self._judge(self._inputs(real, labels), training=True)
-            fake_logits, _ = self._judge(self._inputs(fake, labels), training=True)
+            real_logits, real_aux = self._judge(self._inputs(real, labels), training=True)
+            fake_logits, fake_aux = self._judge(self._inputs(fake, labels), training=True)
             d_loss = self.discriminator_loss_fn(real_logits, fake_logits)
             total = d_loss
+            if self.info_weight:
+                logs["d_info"] = self._info_loss(fake_aux, parts)
+                total = total + self.info_weight * logs["d_info"]
             if self.classifier_weight:
-                d_class = losses_lib.classifier_loss(real_classes, labels)
+                d_class = losses_lib.classifier_loss(real_aux, labels)
                 total = total + self.classifier_weight * d_class
                 logs["d_class"] = d_class
             loss_scale = self._loss_scale(self.d_optimizer)
@@ -563,16 +639,19 @@ class GAN(GenerativeModel):
     def _generator_step(self, labels, batch_size):
         import tensorflow as tf
 
-        z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
+        parts, z = self._draw(batch_size)
         with tf.GradientTape() as tape:
             fake = self._augment(self.generator(self._inputs(z, labels), training=True))
-            fake_logits, fake_classes = self._judge(self._inputs(fake, labels), training=True)
+            fake_logits, fake_aux = self._judge(self._inputs(fake, labels), training=True)
             g_loss = self.generator_loss_fn(fake_logits)
             total = g_loss
             logs = {"g_loss": g_loss}
             if self.classifier_weight:
-                logs["g_class"] = losses_lib.classifier_loss(fake_classes, labels)
+                logs["g_class"] = losses_lib.classifier_loss(fake_aux, labels)
                 total = total + self.classifier_weight * logs["g_class"]
+            if self.info_weight:
+                logs["g_info"] = self._info_loss(fake_aux, parts)
+                total = total + self.info_weight * logs["g_info"]
             scaled = scaled_loss(self.g_optimizer, total)
         apply_gradients(self.g_optimizer, scaled, tape, self.generator.trainable_variables)
         return logs
@@ -617,16 +696,18 @@ class GAN(GenerativeModel):
         training (augmented images with ``augment``)."""
         real, labels = self._unpack(data)
         batch_size = ops.shape(real)[0]
-        z = self.latent_spec.sample_network_input(batch_size, self.seed_generator)
+        parts, z = self._draw(batch_size)
         fake = self.generator(self._inputs(z, labels), training=False)
         real, fake = self._augment(real), self._augment(fake)
-        real_logits, real_classes = self._judge(self._inputs(real, labels), training=False)
-        fake_logits, fake_classes = self._judge(self._inputs(fake, labels), training=False)
+        real_logits, real_aux = self._judge(self._inputs(real, labels), training=False)
+        fake_logits, fake_aux = self._judge(self._inputs(fake, labels), training=False)
         d_logs = {"d_loss": self.discriminator_loss_fn(real_logits, fake_logits)}
         g_logs = {"g_loss": self.generator_loss_fn(fake_logits)}
         if self.classifier_weight:
-            d_logs["d_class"] = losses_lib.classifier_loss(real_classes, labels)
-            g_logs["g_class"] = losses_lib.classifier_loss(fake_classes, labels)
+            d_logs["d_class"] = losses_lib.classifier_loss(real_aux, labels)
+            g_logs["g_class"] = losses_lib.classifier_loss(fake_aux, labels)
+        if self.info_weight:
+            d_logs["d_info"] = g_logs["g_info"] = self._info_loss(fake_aux, parts)
         return self._update_trackers(d_logs, g_logs)
 
     def _update_trackers(self, d_logs, g_logs):
@@ -635,6 +716,9 @@ class GAN(GenerativeModel):
         if self.classifier_weight:
             self.d_class_tracker.update_state(d_logs["d_class"])
             self.g_class_tracker.update_state(g_logs["g_class"])
+        if self.info_weight:
+            self.d_info_tracker.update_state(d_logs["d_info"])
+            self.g_info_tracker.update_state(g_logs["g_info"])
         if self.gp_tracker is not None and "gp" in d_logs:
             self.gp_tracker.update_state(d_logs["gp"])
         if self.r1_tracker is not None and "r1" in d_logs:

@@ -141,6 +141,7 @@ def dcgan_discriminator(
     dropout=0.0,
     synchronized_batch_norm=False,
     classifier_head=False,
+    code_head=0,
     name="discriminator",
 ):
     """The DCGAN discriminator: ``[Conv s2, (norm), LeakyReLU(0.2)] * k -> Flatten -> Dense(1)`` logits.
@@ -163,11 +164,16 @@ def dcgan_discriminator(
             image features ``phi(x)`` alone (never from the label), which a `keras_gen.models.GAN` with
             ``classifier_weight`` trains on real images and the generator's samples are pushed towards. Needs
             ``num_classes`` and ``"projection"`` conditioning (with ``"concat"`` the features see the label).
+        code_head: InfoGAN's Q (Chen et al. 2016, https://arxiv.org/abs/1606.03657): a second output of this many
+            units read from the image features, sharing every layer before them with the discriminator, which a
+            `keras_gen.models.GAN` with ``info_weight`` reads as its latent codes' logits (categorical) and means
+            (continuous), in the latent's order. 0 (the default) for none; not with ``classifier_head``.
         name: model name.
 
     Returns:
         A functional `keras.Model` returning float32 logits of shape ``(B / packing, 1)``; with
-        ``classifier_head``, ``[logits (B, 1), class_logits (B, num_classes)]``.
+        ``classifier_head``, ``[logits (B, 1), class_logits (B, num_classes)]``; with ``code_head``,
+        ``[logits (B, 1), code_outputs (B, code_head)]``.
     """
     side, _, channels = _check_image_shape(image_shape)
     _, steps = resolution_plan(side)
@@ -182,6 +188,11 @@ def dcgan_discriminator(
             f"conditioning='projection'); got num_classes={num_classes!r}, conditioning={conditioning!r}: with "
             "'concat' the features it classifies already hold the label."
         )
+    checks.integer(code_head, "code_head", 0)
+    if code_head and classifier_head:
+        raise ValueError("A discriminator has one auxiliary head: `classifier_head` (AC-GAN) or `code_head` (InfoGAN).")
+    if code_head and packing != 1:
+        raise ValueError("`code_head` reads one sample's features: it does not go with packing (PacGAN).")
     images = keras.Input((side, side, channels), name="images")
     inputs = [images]
     label = None
@@ -219,4 +230,8 @@ def dcgan_discriminator(
         class_logits = (SpectralDense if spectral_norm else keras.layers.Dense)(num_classes, name="classifier")(features)
         class_logits = keras.layers.Activation("linear", dtype="float32", name="class_logits")(class_logits)
         outputs = [logits, class_logits]  # (B, 1), (B, num_classes)
+    if code_head:
+        codes = (SpectralDense if spectral_norm else keras.layers.Dense)(code_head, name="code_head")(features)
+        codes = keras.layers.Activation("linear", dtype="float32", name="code_outputs")(codes)
+        outputs = [logits, codes]  # (B, 1), (B, code_head)
     return keras.Model(inputs if len(inputs) > 1 else images, outputs, name=name)

@@ -100,6 +100,22 @@ register_presets({
         conditional=True,
         epochs=30,
     ),
+    "infogan": _dcgan_preset(
+        "InfoGAN (Chen et al. 2016) on the DCGAN networks: a latent of 62 normal noise values, a 10-way categorical "
+        "code 'digit' and 2 uniform codes 'style' on [-1, 1], which a Q head on the discriminator reads back "
+        "(mutual-information weight 1).",
+        generator={"latent_dim": 74},
+        discriminator={"code_head": 12},
+        model={
+            "latent": {"parts": [
+                {"name": "z", "shape": [62], "distribution": "normal"},
+                {"name": "digit", "shape": [], "distribution": "categorical", "num_classes": 10},
+                {"name": "style", "shape": [2], "distribution": "uniform", "low": -1.0, "high": 1.0},
+            ]},
+            "info_weight": 1.0,
+            "info_codes": ["digit", "style"],
+        },
+    ),
     "wgan": _dcgan_preset(
         "WGAN with weight clipping (Arjovsky et al. 2017): 5 critic steps, RMSprop(5e-5), clip 0.01.",
         model={"loss": "wasserstein", "d_steps": 5, "clip_value": 0.01},
