@@ -1,6 +1,6 @@
 """Trains the models keras-gen ships (`keras_gen.pretrained`) and writes their folders, evaluations and model cards.
 
-    python scripts/train_pretrained.py                             # every model in MODELS (about 15 min on 2 cores)
+    python scripts/train_pretrained.py                             # every model in MODELS (about 20 min on 2 cores)
     python scripts/train_pretrained.py dcgan-mnist                 # one model
     python scripts/train_pretrained.py --train-only                # only the run folders under --work
     python scripts/train_pretrained.py --reuse-runs                # package runs trained before (no training)
@@ -46,6 +46,14 @@ MODELS = {
         "networks": ("generator",),
         "what": "The `cgan` preset: a class-conditional DCGAN (conditional batch norm in the generator, projection "
                 "discriminator) trained on the embedded MNIST digits. `generate(n, labels=3, seed=...)` draws 3s; "
+                "without labels the classes cycle 0, 1, ..., 9.",
+    },
+    "acgan-mnist": {
+        "preset": "acgan-r1-ema",
+        "networks": ("generator",),
+        "what": "The `acgan-r1-ema` preset, what `make demo` trains: a class-conditional DCGAN whose discriminator also "
+                "classifies the digit (AC-GAN), with R1 on the discriminator and the generator's weight average "
+                "(EMA 0.995), trained on the embedded MNIST digits. `generate(n, labels=3, seed=...)` draws 3s; "
                 "without labels the classes cycle 0, 1, ..., 9.",
     },
     "vae-mnist": {

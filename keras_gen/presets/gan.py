@@ -86,9 +86,9 @@ register_presets({
         conditional=True,
     ),
     "acgan-r1-ema": _dcgan_preset(
-        "acgan with R1 (gamma 10) on the discriminator, Adam(4e-4, 0.5) for both networks and a generator that samples, "
-        "saves and exports the moving average of its weights (use_ema, momentum 0.995), 30 epochs: what make demo "
-        "trains (docs/evaluation.md#digit-quality).",
+        "AC-GAN with R1 and a weight-averaged generator: acgan with R1 (gamma 10) on the discriminator, Adam(4e-4, 0.5) "
+        "for both networks and a generator that samples, saves and exports the moving average of its weights "
+        "(use_ema, momentum 0.995), 30 epochs; what make demo trains (docs/evaluation.md#digit-quality).",
         generator={"conditioning": "cbn"},
         discriminator={"conditioning": "projection", "classifier_head": True},
         model={"classifier_weight": 1.0, "r1_weight": 10.0},

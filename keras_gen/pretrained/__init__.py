@@ -128,8 +128,8 @@ def from_preset(name):
     """A model shipped with keras-gen, ready to ``generate`` (and to export, evaluate, encode for a VAE).
 
     Args:
-        name: a shipped model's name (`list_pretrained`: ``"dcgan-mnist"``, ``"cgan-mnist"``, ``"vae-mnist"``);
-            ``"pretrained:NAME"`` works too.
+        name: a shipped model's name (`list_pretrained`: ``"dcgan-mnist"``, ``"cgan-mnist"``, ``"acgan-mnist"``,
+            ``"vae-mnist"``); ``"pretrained:NAME"`` works too.
 
     Returns:
         The preset's compiled model (`keras_gen.GAN`, `keras_gen.VAE`) with the shipped weights; its
