@@ -176,10 +176,8 @@ def classifier_loss(class_logits, labels):
         class_logits: ``(B, num_classes)`` logits.
         labels: ``(B,)`` integer classes.
     """
-    class_logits = ops.cast(class_logits, "float32")
-    log_probabilities = ops.log_softmax(class_logits, axis=-1)
-    picked = ops.take_along_axis(log_probabilities, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)
-    return -ops.mean(picked)
+    labels = ops.cast(labels, "int32")
+    return ops.mean(ops.sparse_categorical_crossentropy(labels, ops.cast(class_logits, "float32"), from_logits=True))
 
 
 def continuous_code_loss(predicted, codes):

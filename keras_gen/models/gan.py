@@ -158,7 +158,7 @@ class GAN(GenerativeModel):
     Args:
         generator: a Keras model mapping ``z`` (or ``[z, label]``) to samples.
         discriminator: a Keras model mapping samples (or ``[samples, label]``) to logits of any shape; with
-            ``classifier_weight``, to ``[logits, class_logits]``.
+            ``classifier_weight``, to ``[logits, class_logits]``; with ``info_weight``, to ``[logits, code_outputs]``.
         num_classes: number of classes for a conditional GAN; ``None`` for an unconditional one.
         loss: a loss name or a ``(generator_loss, discriminator_loss)`` pair.
         d_steps: discriminator updates per generator update (``n_critic`` in WGAN, ``k`` in Goodfellow et al.).
@@ -518,8 +518,8 @@ class GAN(GenerativeModel):
         return x if labels is None else [x, labels]
 
     def _judge(self, inputs, training):
-        """``(logits, class_logits)`` of the discriminator on ``inputs``, both float32 (class logits None without
-        a classifier head)."""
+        """``(logits, auxiliary outputs)`` of the discriminator on ``inputs``, both float32: AC-GAN's class logits or
+        InfoGAN's code outputs, None without an auxiliary head."""
         outputs = self.discriminator(inputs, training=training)
         if self.classifier_weight or self.info_weight:
             return ops.cast(outputs[0], "float32"), ops.cast(outputs[1], "float32")
@@ -562,8 +562,8 @@ class GAN(GenerativeModel):
         return total
 
     def discriminate(self, inputs, training=False):
-        """The discriminator's adversarial logits on ``inputs`` (samples, or ``[samples, labels]``), without the
-        class logits of an AC-GAN head: what the losses, the penalties and the overfitting alarm read."""
+        """The discriminator's adversarial logits on ``inputs`` (samples, or ``[samples, labels]``), without an
+        auxiliary head's outputs: what the losses, the penalties and the overfitting alarm read."""
         return self._judge(inputs, training)[0]
 
     @staticmethod

@@ -226,12 +226,10 @@ def dcgan_discriminator(
         logits = keras.layers.Add()([logits, projection])
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)  # (B, 1), float32
     outputs = logits
-    if classifier_head:
-        class_logits = (SpectralDense if spectral_norm else keras.layers.Dense)(num_classes, name="classifier")(features)
-        class_logits = keras.layers.Activation("linear", dtype="float32", name="class_logits")(class_logits)
-        outputs = [logits, class_logits]  # (B, 1), (B, num_classes)
-    if code_head:
-        codes = (SpectralDense if spectral_norm else keras.layers.Dense)(code_head, name="code_head")(features)
-        codes = keras.layers.Activation("linear", dtype="float32", name="code_outputs")(codes)
-        outputs = [logits, codes]  # (B, 1), (B, code_head)
+    if classifier_head or code_head:  # one auxiliary head on phi(x): AC-GAN's classifier or InfoGAN's Q
+        units, layer, output = (num_classes, "classifier", "class_logits") if classifier_head else (
+            code_head, "code_head", "code_outputs")
+        aux = (SpectralDense if spectral_norm else keras.layers.Dense)(units, name=layer)(features)
+        aux = keras.layers.Activation("linear", dtype="float32", name=output)(aux)
+        outputs = [logits, aux]  # (B, 1), (B, units)
     return keras.Model(inputs if len(inputs) > 1 else images, outputs, name=name)

@@ -44,6 +44,14 @@ def _dcgan_preset(description, model=None, generator=None, discriminator=None, *
     return preset
 
 
+_ACGAN_NETWORKS = {
+    "generator": {"conditioning": "cbn"},
+    "discriminator": {"conditioning": "projection", "classifier_head": True},
+    "conditional": True,
+}
+"""cgan's networks with AC-GAN's class head on the discriminator: the AC-GAN presets' shared settings."""
+
+
 def _mlp_preset(description, dataset, model=None, discriminator=None, **overrides):
     preset = {
         "description": description,
@@ -80,25 +88,21 @@ register_presets({
     "acgan": _dcgan_preset(
         "AC-GAN (Odena et al. 2017): cgan's networks, the discriminator also classifying the digit. The generator "
         "is trained to make digits that classifier reads as the class asked for.",
-        generator={"conditioning": "cbn"},
-        discriminator={"conditioning": "projection", "classifier_head": True},
         model={"classifier_weight": 1.0},
-        conditional=True,
+        **_ACGAN_NETWORKS,
     ),
     "acgan-r1-ema": _dcgan_preset(
         "AC-GAN with R1 and a weight-averaged generator: acgan with R1 (gamma 10) on the discriminator, Adam(4e-4, 0.5) "
         "for both networks and a generator that samples, saves and exports the moving average of its weights "
         "(use_ema, momentum 0.995), 30 epochs; what make demo trains (docs/evaluation.md#digit-quality).",
-        generator={"conditioning": "cbn"},
-        discriminator={"conditioning": "projection", "classifier_head": True},
         model={"classifier_weight": 1.0, "r1_weight": 10.0},
         optimizers={
             "d_optimizer": adam(4e-4, 0.5),
             "g_optimizer": {"class_name": "Adam", "config": {
                 **adam(4e-4, 0.5)["config"], "use_ema": True, "ema_momentum": 0.995}},
         },
-        conditional=True,
         epochs=30,
+        **_ACGAN_NETWORKS,
     ),
     "infogan": _dcgan_preset(
         "InfoGAN (Chen et al. 2016) on the DCGAN networks: a latent of 62 normal noise values, a 10-way categorical "
